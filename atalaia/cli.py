@@ -1,0 +1,272 @@
+"""The ``atalaia`` command line: the jobs, the store's schema, events and the demo.
+
+Every command exits non-zero with a one-line reason when input, configuration or the
+environment is wrong; settings come from ``ATALAIA_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from atalaia import demo_data, jobs, store
+from atalaia.config import Monitor, as_utc, find_monitor, load_monitor
+from atalaia.errors import AtalaiaError, NotFoundError
+from atalaia.settings import Settings
+from detectors import ArtifactError
+from storage.batches import quarantine_rows
+from storage.engine import StoreUnavailable, redact, transaction
+from storage.events import events_overlapping
+from storage.monitors import monitor_id
+from storage.registry import champion
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+MonitorArg = Annotated[
+    str, typer.Argument(help="monitor name (in ATALAIA_MONITORS_DIR) or YAML file")
+]
+Start = Annotated[str, typer.Option(help="interval start, ISO 8601 (UTC if no zone)")]
+End = Annotated[str, typer.Option(help="interval end (exclusive), ISO 8601")]
+Every = Annotated[
+    str | None,
+    typer.Option(help="split [start, end) into intervals of this length, e.g. 1D or 6h"),
+]
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn errors a user can cause into one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (AtalaiaError, ArtifactError, StoreUnavailable) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+
+    return wrapper
+
+
+def _monitor(name_or_path: str, settings: Settings) -> Monitor:
+    if name_or_path.endswith((".yaml", ".yml")):
+        return load_monitor(name_or_path)
+    return find_monitor(settings.monitors_dir, name_or_path)
+
+
+def _intervals(start: str, end: str, every: str | None) -> list[tuple[datetime, datetime]]:
+    first, last = as_utc(start), as_utc(end)
+    if every is None:
+        return [(first, last)]
+    length = _duration(every)
+    bounds = []
+    while first < last:
+        bounds.append((first, min(first + length, last)))
+        first += length
+    return bounds
+
+
+def _duration(text: str) -> timedelta:
+    units = {"s": "seconds", "min": "minutes", "h": "hours", "D": "days"}
+    for suffix, unit in units.items():
+        if text.endswith(suffix) and text[: -len(suffix)].isdigit():
+            return timedelta(**{unit: int(text[: -len(suffix)])})
+    raise AtalaiaError(f"--every {text!r}: use a number and s, min, h or D, e.g. 1D")
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Batch anomaly detection: ingest, train, score, and look at what was found."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@db_app.command("upgrade")
+@user_errors
+def db_upgrade() -> None:
+    """Create or migrate the store's tables to the newest schema."""
+    settings = Settings.from_env()
+    store.upgrade(settings.store_url)
+    console.print(f"store {redact(settings.store_url)} is at the newest schema")
+
+
+@app.command()
+@user_errors
+def ingest(monitor: MonitorArg, start: Start, end: End, every: Every = None) -> None:
+    """Read intervals from the monitor's source, land accepted rows, quarantine the rest."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    for first, last in _track(_intervals(start, end, every), "ingesting"):
+        result = jobs.ingest(config, first, last, settings=settings)
+        console.print(
+            f"{config.name} [{first:%Y-%m-%d %H:%M}, {last:%Y-%m-%d %H:%M}): "
+            f"{result.rows} rows landed, {result.quarantined} quarantined"
+        )
+
+
+@app.command()
+@user_errors
+def train(
+    monitor: MonitorArg,
+    start: Annotated[
+        str | None, typer.Option(help="baseline start (default: the monitor's)")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="baseline end (default: the monitor's)")] = None,
+) -> None:
+    """Train and calibrate a new model version on the baseline."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    if (start is None) != (end is None):
+        raise AtalaiaError("give both --start and --end, or neither")
+    with console.status("training"):
+        result = jobs.train(config, (start, end) if start else None, settings=settings)
+    console.print(
+        f"{config.name}: version {result.version} ({result.detector}, {result.status}) fitted on "
+        f"{result.train_rows} rows, calibrated on {result.calibration_rows} in "
+        f"{result.seconds:.1f} s"
+    )
+
+
+@app.command()
+@user_errors
+def score(monitor: MonitorArg, start: Start, end: End, every: Every = None) -> None:
+    """Score landed batches with the champion; write scores, events and metrics."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    for first, last in _track(_intervals(start, end, every), "scoring"):
+        result = jobs.score(config, first, last, settings=settings)
+        console.print(
+            f"{config.name} [{first:%Y-%m-%d %H:%M}, {last:%Y-%m-%d %H:%M}): {result.rows} rows "
+            f"scored by version {result.model_version}, {result.anomalies} anomalous, "
+            f"max z {result.max_z:.2f}"
+        )
+
+
+@app.command()
+@user_errors
+def events(
+    monitor: MonitorArg,
+    since: Annotated[str, typer.Option(help="from this time")] = "1970-01-01",
+    until: Annotated[str, typer.Option(help="until this time")] = "9999-01-01",
+) -> None:
+    """List the champion's events of a monitor."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    with transaction(store.require_current(settings.store_url)) as session:
+        identifier = monitor_id(session, config.name)
+        model = champion(session, identifier) if identifier is not None else None
+        if model is None:
+            raise NotFoundError(f"monitor {config.name}: no champion model yet")
+        rows = events_overlapping(
+            session, identifier, as_utc(since), as_utc(until), model_id=model.id
+        )
+    console.print(_events_table(rows, f"{config.name}: events of version {model.version}"))
+
+
+@app.command()
+@user_errors
+def demo() -> None:
+    """Generate sample server metrics and run the whole pipeline on them (no servers)."""
+    from atalaia.demo import run_demo, steps
+
+    settings = Settings.from_env()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("demo", total=steps())
+        report = run_demo(settings, lambda text: progress.update(task, advance=1, description=text))
+    _print_demo(report, settings)
+
+
+def _track(intervals: list[tuple[datetime, datetime]], what: str) -> list:
+    if len(intervals) == 1:
+        return intervals
+    with Progress(console=console, transient=True) as progress:
+        return list(progress.track(intervals, description=what))
+
+
+def _events_table(rows: list, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("entity", "start", "end", "anomalies", "peak z", "open", "top features"):
+        table.add_column(column)
+    for event in rows:
+        features = ", ".join(item["feature"] for item in event.top_features)
+        table.add_row(
+            event.entity,
+            f"{event.start_ts:%Y-%m-%d %H:%M}",
+            f"{event.end_ts:%Y-%m-%d %H:%M}",
+            str(event.anomalies),
+            f"{event.peak_z:.2f}",
+            "yes" if event.is_open else "",
+            features,
+        )
+    return table
+
+
+def _print_demo(report: Any, settings: Settings) -> None:
+    monitor, trained = report.monitor, report.trained
+    console.print(f"[bold]Monitor[/] {monitor.name}: {monitor.description}")
+    console.print(f"  source {monitor.source.path}")
+    console.print(
+        f"  features {', '.join(monitor.features)} per {', '.join(monitor.entities)}, "
+        f"every {monitor.frequency}; detector {monitor.detector.kind}, "
+        f"alpha {monitor.calibration.alpha}"
+    )
+    landed = sum(result.rows for result in report.ingested)
+    quarantined = [result for result in report.ingested if result.quarantined]
+    console.print(
+        f"[bold]Ingested[/] {len(report.ingested)} daily batches: {landed} rows landed, "
+        f"{sum(r.quarantined for r in quarantined)} quarantined"
+    )
+    with transaction(store.engine(settings.store_url)) as session:
+        for result in quarantined:
+            for row in quarantine_rows(session, result.batch_id):
+                console.print(
+                    f"  quarantined {Path(row.source).name} row {row.row_number}: {row.reason}"
+                )
+    console.print(
+        f"[bold]Trained[/] version {trained.version} ({trained.detector}, {trained.status}) on "
+        f"{trained.baseline_start:%Y-%m-%d} .. {trained.baseline_end:%Y-%m-%d}: "
+        f"{trained.train_rows} rows fitted, {trained.calibration_rows} held out to calibrate "
+        f"({trained.seconds:.1f} s)"
+    )
+    rows = sum(result.rows for result in report.scored)
+    anomalies = sum(result.anomalies for result in report.scored)
+    console.print(
+        f"[bold]Scored[/] {len(report.scored)} batches: {rows} rows, {anomalies} "
+        f"anomalous ({anomalies / rows:.2%}), {len(report.events)} events"
+    )
+    console.print(_events_table(report.events, "Events"))
+    console.print("[bold]Injected incidents[/] (the generator's ground truth):")
+    for incident in demo_data.INCIDENTS:
+        found = [
+            e
+            for e in report.events
+            if e.entity == incident.host
+            and e.start_ts <= incident.end
+            and e.end_ts >= incident.start
+        ]
+        verdict = (
+            (
+                f"[green]found[/] (z {max(e.peak_z for e in found):.1f}, top "
+                f"{found[0].top_features[0]['feature']})"
+            )
+            if found
+            else "[red]missed[/]"
+        )
+        console.print(
+            f"  {incident.host} {incident.start:%m-%d %H:%M}-{incident.end:%H:%M} "
+            f"{incident.kind} ({incident.description}): {verdict}"
+        )
+    console.print(f"Store: {redact(settings.store_url)}; metrics: {settings.metrics_dir}/")

@@ -1,0 +1,226 @@
+"""Monitor configuration: one YAML file per monitored data set, validated with pydantic.
+
+A monitor names its source, its columns, its data frequency, its detector, its baseline
+policy, its calibration and its schedules. ``${VAR}`` in a string is replaced by the
+environment variable ``VAR`` (so a database password never has to be written in the file),
+and a relative file path is taken relative to the monitor file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from atalaia.errors import ConfigError
+from atalaia.settings import Settings
+
+_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_FREQUENCY = re.compile(r"^(\d*)(s|min|h|D)$")
+_UNITS = {"s": "seconds", "min": "minutes", "h": "hours", "D": "days"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileSource(_Strict):
+    """CSV or Parquet files matched by a glob pattern."""
+
+    kind: Literal["files"] = "files"
+    path: str = Field(description="glob of .csv or .parquet files")
+
+
+class SqlSource(_Strict):
+    """A table or a query in any database SQLAlchemy can reach."""
+
+    kind: Literal["sql"] = "sql"
+    url: str
+    table: str | None = None
+    query: str | None = Field(
+        default=None, description="SELECT with :start and :end bind parameters for the interval"
+    )
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        if self.query is not None and not {":start", ":end"} <= set(
+            re.findall(r":start\b|:end\b", self.query)
+        ):
+            raise ValueError("'query' must use the bind parameters :start and :end")
+        return self
+
+
+Source = Annotated[FileSource | SqlSource, Field(discriminator="kind")]
+
+
+class Detector(_Strict):
+    """Which detector to train (a name known to ``detectors.create``) and its parameters."""
+
+    kind: str = "gmm"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Baseline(_Strict):
+    """The normal data a model is trained on: a fixed time range or the last N batches."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    last_intervals: int | None = Field(default=None, ge=1)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    @model_validator(mode="after")
+    def _one_policy(self) -> Baseline:
+        has_range = self.start is not None or self.end is not None
+        if has_range == (self.last_intervals is not None):
+            raise ValueError("give either 'start' and 'end' or 'last_intervals'")
+        if has_range and (self.start is None or self.end is None or self.start >= self.end):
+            raise ValueError("'start' and 'end' must both be set, with start < end")
+        return self
+
+
+class Calibration(_Strict):
+    """Conformal calibration: the false-alarm rate bound and the held-out share of the baseline."""
+
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    fraction: float = Field(
+        default=0.25, gt=0, lt=1, description="last share of the baseline, in time, held out"
+    )
+
+
+class Events(_Strict):
+    """How anomalous rows of one entity merge into events."""
+
+    max_gap: int = Field(
+        default=0, ge=0, description="normal rows allowed inside one event between anomalies"
+    )
+
+
+class Schedules(_Strict):
+    """Airflow schedules (cron expressions or presets such as ``@daily``)."""
+
+    score: str = "@daily"
+    retrain: str | None = "@weekly"
+
+
+class Monitor(_Strict):
+    """One monitored data set."""
+
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    source: Source
+    timestamp: str
+    entities: list[str] = Field(default_factory=list)
+    features: list[str] = Field(min_length=1)
+    frequency: str = Field(description="the data's step: a number and s, min, h or D, e.g. 5min")
+    detector: Detector = Field(default_factory=Detector)
+    baseline: Baseline
+    calibration: Calibration = Field(default_factory=Calibration)
+    events: Events = Field(default_factory=Events)
+    schedule: Schedules = Field(default_factory=Schedules)
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, value: str) -> str:
+        match = _FREQUENCY.match(value)
+        if match is None or int(match.group(1) or 1) == 0:
+            raise ValueError(f"{value!r} is not a number followed by s, min, h or D")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_columns(self) -> Monitor:
+        columns = [self.timestamp, *self.entities, *self.features]
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ValueError(f"columns used twice: {', '.join(repeated)}")
+        return self
+
+    @property
+    def step(self) -> timedelta:
+        """The data's step as a timedelta."""
+        count, unit = _FREQUENCY.match(self.frequency).groups()
+        return timedelta(**{_UNITS[unit]: int(count or 1)})
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """Return ``value`` (a datetime or an ISO 8601 string) as an aware UTC datetime.
+
+    A value without a time zone is taken to be UTC.
+    """
+    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def _expand(value: Any, env: dict[str, str], origin: Path) -> Any:
+    if isinstance(value, dict):
+        return {key: _expand(item, env, origin) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand(item, env, origin) for item in value]
+    if isinstance(value, str):
+
+        def lookup(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(f"{origin}: environment variable {name} is not set")
+            return env[name]
+
+        return _ENV_VAR.sub(lookup, value)
+    return value
+
+
+def load_monitor(path: str | Path) -> Monitor:
+    """Read and validate one monitor file; a bad file raises ConfigError naming file and field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    raw.setdefault("name", path.stem)
+    env = {**os.environ, "ATALAIA_HOME": str(Settings.from_env().home.resolve())}
+    data = _expand(raw, env, path)
+    try:
+        monitor = Monitor.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{path}: {field}: {first['msg']}{more}") from exc
+    if isinstance(monitor.source, FileSource) and not Path(monitor.source.path).is_absolute():
+        absolute = str(path.parent.resolve() / monitor.source.path)
+        monitor = monitor.model_copy(update={"source": FileSource(path=absolute)})
+    return monitor
+
+
+def load_monitors(folder: str | Path) -> dict[str, Monitor]:
+    """Read every ``*.yaml`` monitor in ``folder``, keyed by name; the first bad file raises."""
+    monitors: dict[str, Monitor] = {}
+    for path in sorted(Path(folder).glob("*.y*ml")):
+        monitor = load_monitor(path)
+        if monitor.name in monitors:
+            raise ConfigError(f"{path}: name: monitor {monitor.name!r} is defined twice")
+        monitors[monitor.name] = monitor
+    return monitors
+
+
+def find_monitor(folder: str | Path, name: str) -> Monitor:
+    """Return the monitor called ``name`` from ``folder``."""
+    monitors = load_monitors(folder)
+    if name not in monitors:
+        known = ", ".join(monitors) or "none"
+        raise ConfigError(f"{folder}: no monitor named {name!r} (known: {known})")
+    return monitors[name]

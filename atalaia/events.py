@@ -1,0 +1,86 @@
+"""Events: consecutive anomalous scores of one entity merged into one incident.
+
+Two anomalous rows of an entity belong to the same event when at most ``max_gap`` data
+steps of normal rows lie between them. An event is open while it could still grow: its last
+anomaly is within ``max_gap + 1`` steps of the entity's newest score.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from atalaia.scoring import TOP_FEATURES
+from storage.events import events_overlapping, replace_events
+from storage.scores import read_scores
+
+
+def detect_events(scores: pd.DataFrame, reach: pd.Timedelta) -> list[dict[str, Any]]:
+    """Events in ``scores`` (the store's layout); anomalies at most ``reach`` apart merge."""
+    events: list[dict[str, Any]] = []
+    for entity, rows in scores.sort_values(["entity", "ts"]).groupby("entity", sort=True):
+        newest = rows["ts"].iloc[-1]
+        anomalies = rows[rows["is_anomaly"]]
+        if anomalies.empty:
+            continue
+        starts_new = anomalies["ts"].diff() > reach
+        for _, group in anomalies.groupby(starts_new.cumsum()):
+            peak = group.loc[group["z"].idxmax()]
+            end = group["ts"].iloc[-1]
+            events.append(
+                {
+                    "entity": entity,
+                    "start_ts": group["ts"].iloc[0].to_pydatetime(),
+                    "end_ts": end.to_pydatetime(),
+                    "peak_ts": peak["ts"].to_pydatetime(),
+                    "peak_z": float(peak["z"]),
+                    "anomalies": len(group),
+                    "is_open": bool(newest - end < reach),
+                    "top_features": _event_top_features(group["top_features"]),
+                }
+            )
+    return events
+
+
+def _event_top_features(per_row: pd.Series) -> list[dict[str, Any]]:
+    totals: dict[str, float] = defaultdict(float)
+    for features in per_row:
+        for item in features or []:
+            totals[item["feature"]] += item["contribution"]
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:TOP_FEATURES]
+    return [{"feature": name, "contribution": round(total, 4)} for name, total in ranked]
+
+
+def refresh_events(
+    session: Session,
+    monitor_id: int,
+    model_id: int,
+    start: datetime,
+    end: datetime,
+    reach: pd.Timedelta,
+) -> list[dict[str, Any]]:
+    """Recompute the stored events around newly scored ``[start, end)``; return the new ones.
+
+    The span is widened until no stored event crosses its edges, so an event that began in
+    an earlier batch (or, in a backfill, continues in a later one) is rebuilt whole.
+    """
+    low, high = start, end
+    while True:
+        crossing = events_overlapping(
+            session, monitor_id, low - reach, high + reach, model_id=model_id
+        )
+        new_low = min([low, *(e.start_ts for e in crossing)])
+        new_high = max([high, *(e.end_ts + reach for e in crossing)])
+        if (new_low, new_high) == (low, high):
+            break
+        low, high = new_low, new_high
+    scores = read_scores(session, monitor_id, low - reach, high + reach, model_id=model_id)
+    events = [
+        e for e in detect_events(scores, reach) if e["end_ts"] >= low and e["start_ts"] < high
+    ]
+    replace_events(session, monitor_id, model_id, low, high, events)
+    return events

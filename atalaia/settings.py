@@ -1,0 +1,41 @@
+"""Process-wide settings from ``ATALAIA_*`` environment variables, with embedded defaults.
+
+The defaults need no server: a SQLite store, landing and model folders under ``ATALAIA_HOME``
+and metrics written as Prometheus textfiles.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_STORE_URL = "sqlite:///atalaia.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Atalaia keeps its data and sends its metrics."""
+
+    home: Path
+    store_url: str
+    landing_dir: Path
+    models_dir: Path
+    metrics_dir: Path
+    monitors_dir: Path
+    pushgateway_url: str | None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read the settings from ``environ`` (default: ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("ATALAIA_HOME", "atalaia-data"))
+        return cls(
+            home=home,
+            store_url=env.get("ATALAIA_STORE_URL", DEFAULT_STORE_URL),
+            landing_dir=Path(env.get("ATALAIA_LANDING_DIR", home / "landing")),
+            models_dir=Path(env.get("ATALAIA_MODELS_DIR", home / "models")),
+            metrics_dir=Path(env.get("ATALAIA_METRICS_DIR", home / "metrics")),
+            monitors_dir=Path(env.get("ATALAIA_MONITORS_DIR", "monitors")),
+            pushgateway_url=env.get("ATALAIA_PUSHGATEWAY_URL") or None,
+        )
