@@ -34,7 +34,7 @@ def score_frame(
             "ts": frame[monitor.timestamp].to_numpy(),
             "raw_score": raw,
             "p_value": p_values,
-            "z": calibrator.z(p_values),
+            "z": calibrator.z_scores(raw),
             "is_anomaly": flags,
             "top_features": top,
         }

@@ -3,6 +3,11 @@
 ``p = (1 + #{cal >= s}) / (n_cal + 1)``; a row is anomalous when ``p < alpha``, which bounds
 the false-alarm rate on normal data (exchangeable with the calibration rows) at ``alpha``.
 ``z = Phi^-1(1 - p)`` puts every detector on one scale.
+
+Above the largest calibration score the conformal p-value would stay at ``1 / (n_cal + 1)``
+and z would saturate, hiding how far out a row is. There the p-value continues along an
+exponential tail fitted to the largest calibration scores, so z keeps ranking severity.
+Flags are unaffected: every such row already has ``p <= 1 / (n_cal + 1) < alpha``.
 """
 
 from __future__ import annotations
@@ -10,13 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri_exp
 
 from detectors.errors import ArtifactError
 from detectors.serialization import read_arrays, read_json, write_arrays, write_json
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_SCORES_FILE = "calibration_scores.npz"
+# Calibration scores the exponential tail is fitted to: this share of them, at least TAIL_MIN.
+TAIL_SHARE = 0.02
+TAIL_MIN = 10
 
 
 class ConformalCalibrator:
@@ -36,6 +44,7 @@ class ConformalCalibrator:
                 f"need more than {int(np.ceil(1 / self.alpha)) - 1}"
             )
         self.scores_ = np.sort(scores)
+        self.tail_scale_ = _tail_scale(self.scores_)
         return self
 
     @property
@@ -46,20 +55,29 @@ class ConformalCalibrator:
         flagged = np.nonzero(self.p_values(candidates) < self.alpha)[0]
         return float(candidates[flagged[0]])
 
-    def p_values(self, scores: np.ndarray) -> np.ndarray:
-        """Conformal p-value of each score."""
+    def log_p_values(self, scores: np.ndarray) -> np.ndarray:
+        """Natural log of each score's p-value (exact even where the p-value underflows)."""
         scores = np.asarray(scores, dtype=np.float64)
-        at_or_above = len(self.scores_) - np.searchsorted(self.scores_, scores, side="left")
-        return (1.0 + at_or_above) / (len(self.scores_) + 1.0)
+        n = len(self.scores_)
+        at_or_above = n - np.searchsorted(self.scores_, scores, side="left")
+        log_p = np.log1p(at_or_above) - np.log(n + 1.0)
+        if self.tail_scale_ > 0:
+            beyond = scores > self.scores_[-1]
+            excess = scores[beyond] - self.scores_[-1]
+            log_p[beyond] = -excess / self.tail_scale_ - np.log(n + 1.0)
+        return log_p
+
+    def p_values(self, scores: np.ndarray) -> np.ndarray:
+        """Conformal p-value of each score (exponential tail beyond the largest)."""
+        return np.exp(self.log_p_values(scores))
+
+    def z_scores(self, scores: np.ndarray) -> np.ndarray:
+        """``Phi^-1(1 - p)`` of each score: 0 is typical, 3 is rare; finite however far out."""
+        return -ndtri_exp(self.log_p_values(scores))
 
     def flags(self, p_values: np.ndarray) -> np.ndarray:
         """Whether each p-value is below ``alpha``."""
         return np.asarray(p_values) < self.alpha
-
-    @staticmethod
-    def z(p_values: np.ndarray) -> np.ndarray:
-        """The standard normal quantile ``Phi^-1(1 - p)``: 0 is typical, 3 is rare."""
-        return norm.isf(np.asarray(p_values, dtype=np.float64))
 
     def save(self, path: str | Path) -> None:
         """Write alpha and the calibration scores into folder ``path``."""
@@ -78,4 +96,13 @@ class ConformalCalibrator:
             raise ArtifactError(f"{folder}: calibration files do not match each other")
         calibrator = cls(alpha=float(document["alpha"]))
         calibrator.scores_ = scores
+        calibrator.tail_scale_ = _tail_scale(scores)
         return calibrator
+
+
+def _tail_scale(sorted_scores: np.ndarray) -> float:
+    """Mean excess of the largest scores over the next one: the exponential tail's scale."""
+    k = min(len(sorted_scores) - 1, max(TAIL_MIN, int(np.ceil(TAIL_SHARE * len(sorted_scores)))))
+    if k < 1:
+        return 0.0
+    return float(np.mean(sorted_scores[-k:] - sorted_scores[-k - 1]))
