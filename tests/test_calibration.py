@@ -1,0 +1,89 @@
+"""Conformal calibration: the p-value formula, its threshold, its false-alarm bound, its tail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+import detectors
+from detectors import ArtifactError, ConformalCalibrator
+
+
+def test_p_values_follow_the_conformal_formula() -> None:
+    calibrator = ConformalCalibrator(alpha=0.3).fit(np.array([4.0, 1.0, 3.0, 2.0]))
+    # p = (1 + #{cal >= s}) / (n + 1), n = 4
+    p_values = calibrator.p_values(np.array([0.5, 1.0, 2.5, 4.0]))
+    assert p_values == pytest.approx([1.0, 1.0, 0.6, 0.4], rel=1e-12)
+    assert calibrator.flags(calibrator.p_values(np.array([0.5, 4.0, 4.5]))).tolist() == [
+        False,
+        False,
+        True,
+    ]
+
+
+def test_the_threshold_is_the_smallest_flagged_score() -> None:
+    rng = np.random.default_rng(0)
+    calibrator = ConformalCalibrator(alpha=0.01).fit(rng.normal(size=999))
+    threshold = calibrator.threshold_
+    below = np.nextafter(threshold, -np.inf)
+    flags = calibrator.flags(calibrator.p_values(np.array([below, threshold])))
+    assert flags.tolist() == [False, True]
+    # 999 calibration scores, alpha 0.01: flagged when at most 8 of them are >= s
+    assert np.sum(calibrator.scores_ >= threshold) == 8
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_false_alarm_rate_on_fresh_normal_data_stays_within_a_binomial_bound_of_alpha(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(4, 4))
+
+    def normal_rows(n: int) -> np.ndarray:
+        centres = np.array([[0, 0, 0, 0], [4, 4, 0, 0]])[rng.integers(0, 2, n)]
+        return (rng.normal(size=(n, 4)) + centres) @ mixing
+
+    alpha, n_cal, n_test = 0.01, 3000, 20_000
+    model = detectors.create("gmm", n_components=2, random_state=seed).fit(normal_rows(5000))
+    calibrator = ConformalCalibrator(alpha).fit(model.decision_function(normal_rows(n_cal)))
+    flagged = calibrator.flags(calibrator.p_values(model.decision_function(normal_rows(n_test))))
+    # Given the calibration set, the false-alarm rate varies like a Beta with variance about
+    # alpha (1 - alpha) / n_cal; the test rows add binomial noise. Four standard deviations:
+    bound = 4 * np.sqrt(alpha * (1 - alpha) * (1 / n_cal + 1 / n_test))
+    assert abs(flagged.mean() - alpha) < bound
+
+
+def test_beyond_the_largest_calibration_score_p_keeps_falling_and_z_keeps_rising() -> None:
+    rng = np.random.default_rng(1)
+    calibrator = ConformalCalibrator(alpha=0.01).fit(rng.exponential(size=2000))
+    largest = calibrator.scores_[-1]
+    scores = largest + np.array([-1e-9, 1e-9, 1.0, 5.0, 50.0, 1e4])
+    p_values = calibrator.p_values(scores)
+    assert p_values[0] == pytest.approx(2 / 2001) and p_values[1] == pytest.approx(1 / 2001)
+    assert np.all(np.diff(p_values[:-1]) < 0)
+    z = calibrator.z_scores(scores)
+    assert np.all(np.diff(z) > 0), "z keeps ranking even where p underflows to 0"
+    assert np.isfinite(z).all()
+    assert z[0] == pytest.approx(norm.isf(2 / 2001))
+
+
+def test_too_few_calibration_rows_for_alpha_are_refused() -> None:
+    with pytest.raises(ValueError, match="need more than 99"):
+        ConformalCalibrator(alpha=0.01).fit(np.arange(99.0))
+    with pytest.raises(ValueError, match="NaN"):
+        ConformalCalibrator(alpha=0.1).fit(np.array([1.0, np.nan] * 20))
+
+
+def test_save_and_load_give_the_same_p_values(tmp_path: Path) -> None:
+    calibrator = ConformalCalibrator(alpha=0.05).fit(np.random.default_rng(2).normal(size=500))
+    calibrator.save(tmp_path)
+    again = ConformalCalibrator.load(tmp_path)
+    scores = np.linspace(-4, 8, 50)
+    assert again.alpha == 0.05
+    np.testing.assert_array_equal(again.p_values(scores), calibrator.p_values(scores))
+    (tmp_path / "calibration.json").write_text('{"alpha": 0.05, "rows": 3}')
+    with pytest.raises(ArtifactError, match="do not match"):
+        ConformalCalibrator.load(tmp_path)

@@ -1,0 +1,66 @@
+"""The command line: help everywhere, the jobs, and one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from atalaia.cli import app
+from atalaia.settings import Settings
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["db", "upgrade"], ["ingest"], ["train"], ["score"], ["events"], ["demo"]]
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_jobs_from_the_command_line(servers, settings: Settings) -> None:
+    ingest = runner.invoke(
+        app, ["ingest", "servers", "--start", "2026-01-05", "--end", "2026-01-09", "--every", "1D"]
+    )
+    assert ingest.exit_code == 0, ingest.output
+    assert ingest.output.count("1728 rows landed, 0 quarantined") == 4
+    train = runner.invoke(app, ["train", "servers"])
+    assert train.exit_code == 0, train.output
+    assert "version 1 (gmm, champion)" in train.output
+    score = runner.invoke(app, ["score", "servers", "--start", "2026-01-08", "--end", "2026-01-09"])
+    assert score.exit_code == 0, score.output
+    assert "1728 rows scored by version 1" in score.output
+    events = runner.invoke(app, ["events", "servers"], env={"COLUMNS": "200"})
+    assert events.exit_code == 0, events.output
+    assert "events of version 1" in events.output
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_errors_are_one_line_with_a_non_zero_exit(servers, settings: Settings) -> None:
+    missing = runner.invoke(
+        app, ["score", "servers", "--start", "2026-01-05", "--end", "2026-01-06"]
+    )
+    assert missing.exit_code == 1
+    assert missing.output.strip().count("\n") == 0
+    assert missing.output.startswith("error: monitor servers: no batch for")
+    unknown = runner.invoke(app, ["train", "nosuch"])
+    assert unknown.exit_code == 1 and "no monitor named 'nosuch'" in unknown.output
+    backwards = runner.invoke(
+        app, ["ingest", "servers", "--start", "2026-01-06", "--end", "2026-01-05"]
+    )
+    assert backwards.exit_code == 1 and "is not before its end" in backwards.output
+
+
+def test_an_unreachable_store_is_one_line_without_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATALAIA_STORE_URL", "postgresql+psycopg://u:topsecret@127.0.0.1:1/x")
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot reach store postgresql+psycopg://u:***@")
+    assert "topsecret" not in result.output

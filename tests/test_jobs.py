@@ -1,0 +1,262 @@
+"""The jobs end to end on a real store: ingest, train, score, events, runs and metrics."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from atalaia import jobs, store
+from atalaia.config import Monitor, load_monitor
+from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError, SourceError
+from atalaia.metrics import textfile_path
+from atalaia.settings import Settings
+from storage.engine import transaction
+from storage.events import events_overlapping
+from storage.labels import add_label
+from storage.models import QuarantineRow, RunRow, ScoreRow
+from storage.scores import read_scores
+from tests.conftest import write_monitor
+
+DAY = timedelta(days=1)
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def day(n: int) -> tuple[datetime, datetime]:
+    return T0 + n * DAY, T0 + (n + 1) * DAY
+
+
+def trained(servers: Monitor, settings: Settings) -> None:
+    for n in range(3):
+        jobs.ingest(servers, *day(n), settings=settings)
+    jobs.train(servers, settings=settings)
+
+
+def runs(settings: Settings) -> list[RunRow]:
+    with transaction(store.engine(settings.store_url)) as session:
+        return list(session.scalars(select(RunRow).order_by(RunRow.id)))
+
+
+def test_ingest_train_score_writes_scores_events_runs_and_metrics(
+    servers: Monitor, settings: Settings
+) -> None:
+    trained(servers, settings)
+    ingested = jobs.ingest(servers, *day(8), settings=settings)
+    result = jobs.score(servers, *day(8), settings=settings)
+
+    assert result.rows == ingested.rows == 6 * 288
+    assert result.model_version == 1
+    assert 0 < result.anomalies < result.rows * 0.1
+    with transaction(store.engine(settings.store_url)) as session:
+        stored = read_scores(session, 1, *day(8))
+    assert len(stored) == result.rows
+    assert stored["is_anomaly"].sum() == result.anomalies
+    assert (stored["p_value"].between(0, 1)).all()
+    # The day's injected spike (host-3, 14:00-14:30: cpu, latency and errors) is an event
+    # whose top feature is one of those it hit, not memory.
+    spike = [e for e in result.events if e["entity"] == "host-3" and e["start_ts"].hour == 14]
+    assert spike and spike[0]["top_features"][0]["feature"] in {"cpu", "latency_ms", "error_rate"}
+
+    assert [(r.job, r.status) for r in runs(settings)] == [("ingest", "success")] * 3 + [
+        ("train", "success"),
+        ("ingest", "success"),
+        ("score", "success"),
+    ]
+    text = textfile_path(settings, "servers", "score").read_text()
+    assert f'atalaia_batch_rows{{job="score",monitor="servers"}} {float(result.rows)}' in text
+    assert 'atalaia_last_success_timestamp_seconds{job="score",monitor="servers"}' in text
+
+
+def test_scoring_the_same_batch_twice_leaves_the_same_rows(
+    servers: Monitor, settings: Settings
+) -> None:
+    trained(servers, settings)
+    jobs.ingest(servers, *day(10), settings=settings)
+    first = jobs.score(servers, *day(10), settings=settings)
+    with transaction(store.engine(settings.store_url)) as session:
+        before = read_scores(session, 1, *day(10))
+        events_before = [e.start_ts for e in events_overlapping(session, 1, *day(10))]
+    second = jobs.score(servers, *day(10), settings=settings)
+    with transaction(store.engine(settings.store_url)) as session:
+        after = read_scores(session, 1, *day(10))
+        events_after = [e.start_ts for e in events_overlapping(session, 1, *day(10))]
+        total = session.scalar(select(func.count()).select_from(ScoreRow))
+    assert total == len(before) == len(after) == first.rows == second.rows
+    pd.testing.assert_frame_equal(before, after)
+    assert events_before == events_after
+
+
+HOURLY = """\
+source: {kind: files, path: '${ATALAIA_HOME}/hourly/*.csv'}
+timestamp: ts
+entities: [site]
+features: [a, b]
+frequency: 1h
+baseline: {start: 2026-01-01T00:00:00Z, end: 2026-01-21T00:00:00Z}
+calibration: {alpha: 0.05, fraction: 0.3}
+"""
+
+
+@pytest.fixture
+def hourly(settings: Settings) -> Monitor:
+    """Two sites, hourly, 30 days of correlated noise; site x breaks from day 25 22:00 to 02:00."""
+    rng = np.random.default_rng(3)
+    stamps = pd.date_range("2026-01-01", periods=30 * 24, freq="1h", tz="UTC")
+    frames = []
+    for site in ("x", "y"):
+        a = rng.normal(0, 1, len(stamps))
+        frame = pd.DataFrame(
+            {"ts": stamps, "site": site, "a": a, "b": a + rng.normal(0, 0.1, len(a))}
+        )
+        if site == "x":
+            broken = (frame["ts"] >= "2026-01-25T22:00Z") & (frame["ts"] <= "2026-01-26T02:00Z")
+            frame.loc[broken, "b"] += 8
+        frames.append(frame)
+    folder = settings.home / "hourly"
+    folder.mkdir(parents=True)
+    pd.concat(frames).to_csv(folder / "all.csv", index=False)
+    return load_monitor(write_monitor(settings.monitors_dir, "hourly", HOURLY))
+
+
+def jan(d: int) -> datetime:
+    return datetime(2026, 1, d, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("order", ["forward", "backfill in reverse"])
+def test_an_incident_across_midnight_is_one_event(
+    hourly: Monitor, settings: Settings, order: str
+) -> None:
+    jobs.ingest(hourly, jan(1), jan(21), settings=settings)
+    jobs.train(hourly, settings=settings)
+    days = [(jan(25), jan(26)), (jan(26), jan(27))]
+    for start, end in days if order == "forward" else days[::-1]:
+        jobs.ingest(hourly, start, end, settings=settings)
+        jobs.score(hourly, start, end, settings=settings)
+    with transaction(store.engine(settings.store_url)) as session:
+        events = [e for e in events_overlapping(session, 1, jan(25), jan(27)) if e.entity == "x"]
+    incident = [e for e in events if e.anomalies > 1]
+    assert len(incident) == 1
+    assert incident[0].start_ts == datetime(2026, 1, 25, 22, tzinfo=UTC)
+    assert incident[0].end_ts == datetime(2026, 1, 26, 2, tzinfo=UTC)
+    assert incident[0].anomalies == 5
+    assert incident[0].top_features[0]["feature"] == "b"
+    assert not incident[0].is_open
+
+
+def test_labelled_incidents_are_left_out_of_the_baseline(
+    hourly: Monitor, settings: Settings
+) -> None:
+    jobs.ingest(hourly, jan(1), jan(21), settings=settings)
+    with transaction(store.engine(settings.store_url)) as session:
+        add_label(session, 1, jan(2), jan(3) - timedelta(hours=1), entity="x", note="outage")
+    result = jobs.train(hourly, settings=settings)
+    assert result.train_rows + result.calibration_rows == 2 * 20 * 24 - 24
+
+
+def test_score_before_ingest_or_train_fails_clearly_and_is_recorded(
+    servers: Monitor, settings: Settings
+) -> None:
+    jobs.ingest(servers, *day(0), settings=settings)
+    with pytest.raises(NotFoundError, match="no champion model; run train first"):
+        jobs.score(servers, *day(0), settings=settings)
+    with pytest.raises(NotFoundError, match="run ingest first"):
+        jobs.score(servers, *day(1), settings=settings)
+    failed = [r for r in runs(settings) if r.status == "failed"]
+    assert [r.job for r in failed] == ["score", "score"]
+    assert "run ingest first" in failed[1].message
+    failure = textfile_path(settings, "servers", "score", failure=True).read_text()
+    assert "atalaia_last_failure_timestamp_seconds" in failure
+    assert not textfile_path(settings, "servers", "score").exists()
+
+
+def test_a_tampered_model_file_is_refused(servers: Monitor, settings: Settings) -> None:
+    trained(servers, settings)
+    jobs.ingest(servers, *day(3), settings=settings)
+    weights = settings.models_dir / "servers" / "v0001" / "weights.npz"
+    weights.write_bytes(b"not an npz file")
+    with pytest.raises(AtalaiaError, match="do not match the sha256 recorded"):
+        jobs.score(servers, *day(3), settings=settings)
+    shutil.rmtree(weights.parent)
+    with pytest.raises(AtalaiaError, match="model files .* are missing"):
+        jobs.score(servers, *day(3), settings=settings)
+
+
+def test_a_changed_landed_batch_is_refused(servers: Monitor, settings: Settings) -> None:
+    trained(servers, settings)
+    landed = jobs.ingest(servers, *day(3), settings=settings)
+    landed.landing_path.write_bytes(b"changed")
+    with pytest.raises(AtalaiaError, match="changed since it was ingested"):
+        jobs.score(servers, *day(3), settings=settings)
+
+
+def test_empty_and_fully_rejected_intervals(hourly: Monitor, settings: Settings) -> None:
+    with pytest.raises(EmptyBatchError, match="no rows in"):
+        jobs.ingest(hourly, jan(29) + 5 * DAY, jan(29) + 6 * DAY, settings=settings)
+    folder = settings.home / "hourly"
+    bad = pd.DataFrame({"ts": ["2026-02-10T00:00:00Z"] * 2, "site": "x", "a": ["?", ""], "b": 1})
+    bad.to_csv(folder / "bad.csv", index=False)
+    result = jobs.ingest(
+        hourly,
+        datetime(2026, 2, 10, tzinfo=UTC),
+        datetime(2026, 2, 11, tzinfo=UTC),
+        settings=settings,
+    )
+    assert (result.rows, result.quarantined) == (0, 2)
+    with transaction(store.engine(settings.store_url)) as session:
+        reasons = sorted(r.reason for r in session.scalars(select(QuarantineRow)))
+    assert reasons == ["feature a: missing", "feature a: not a number '?'"]
+    jobs.ingest(hourly, jan(1), jan(21), settings=settings)
+    jobs.train(hourly, settings=settings)
+    with pytest.raises(EmptyBatchError, match="no accepted rows \\(2 quarantined\\)"):
+        jobs.score(
+            hourly,
+            datetime(2026, 2, 10, tzinfo=UTC),
+            datetime(2026, 2, 11, tzinfo=UTC),
+            settings=settings,
+        )
+
+
+def test_a_missing_source_column_fails_the_ingest(hourly: Monitor, settings: Settings) -> None:
+    broken = hourly.model_copy(update={"features": ["a", "b", "c"]})
+    with pytest.raises(SourceError, match=r"column\(s\) c missing from .*all.csv"):
+        jobs.ingest(broken, jan(1), jan(2), settings=settings)
+
+
+def test_an_unreachable_pushgateway_is_logged_and_the_run_still_succeeds(
+    servers: Monitor, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = Settings(**{**settings.__dict__, "pushgateway_url": "http://u:pw@127.0.0.1:1"})
+    with caplog.at_level(logging.WARNING, logger="atalaia.metrics"):
+        result = jobs.ingest(servers, *day(0), settings=unreachable)
+    assert result.rows > 0
+    assert "could not push metrics to Pushgateway http://u:***@127.0.0.1:1" in caplog.text
+    assert "pw@" not in caplog.text
+    assert [r.status for r in runs(settings)] == ["success"]
+
+
+def test_sql_source_with_identifiers_that_need_quoting(settings: Settings, tmp_path: Path) -> None:
+    source = tmp_path / "source.db"
+    stamps = pd.date_range("2026-01-01", periods=48, freq="1h", tz="UTC")
+    frame = pd.DataFrame({"Time Stamp": stamps.tz_convert(None), "Value; drop": np.arange(48.0)})
+    frame.to_sql("Sensor Readings", create_engine(f"sqlite:///{source}"), index=False)
+    monitor = load_monitor(
+        write_monitor(
+            tmp_path,
+            "sensor",
+            f"""\
+source: {{kind: sql, url: 'sqlite:///{source}', table: Sensor Readings}}
+timestamp: Time Stamp
+features: ['Value; drop']
+frequency: 1h
+baseline: {{last_intervals: 1}}
+""",
+        )
+    )
+    result = jobs.ingest(monitor, jan(1), jan(2), settings=settings)
+    assert (result.rows, result.quarantined) == (24, 0)
