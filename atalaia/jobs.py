@@ -158,6 +158,8 @@ def train(
         run.figures = {
             "atalaia_model_version": number,
             "atalaia_training_rows": fitted.train_rows,
+            "atalaia_training_duration_seconds": fitted.seconds,
+            "atalaia_training_loss": fitted.calibration_loss,
         }
     return TrainResult(
         monitor=monitor.name,
@@ -227,6 +229,8 @@ def score(
             "atalaia_batch_max_z": max_z,
             "atalaia_open_events": sum(event["is_open"] for event in events),
             "atalaia_model_version": model.version,
+            "atalaia_champion_version": model.version,
+            "atalaia_alpha": model.alpha,
         }
     return ScoreResult(
         monitor.name, start, end, model.version, len(scores), anomalies, max_z, events

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 import detectors
 from atalaia.config import Monitor
-from atalaia.errors import EmptyBatchError
+from atalaia.errors import ConfigError, EmptyBatchError
 from atalaia.landing import read_batch
 from atalaia.validation import entity_keys
 from detectors import ConformalCalibrator, Detector
@@ -44,6 +44,7 @@ class FittedModel:
     calibrator: ConformalCalibrator
     train_rows: int
     calibration_rows: int
+    calibration_loss: float
     seconds: float
 
 
@@ -112,11 +113,14 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
             f"monitor {monitor.name}: baseline of {len(baseline.frame)} rows is too small to "
             "train and calibrate"
         )
-    detector = detectors.create(monitor.detector.kind, **monitor.detector.params).fit(train)
     try:
-        calibrator = ConformalCalibrator(alpha=monitor.calibration.alpha).fit(
-            detector.decision_function(held_out)
-        )
+        detector = detectors.create(monitor.detector.kind, **monitor.detector.params)
+    except ValueError as exc:
+        raise ConfigError(f"monitor {monitor.name}: detector: {exc}") from exc
+    detector.fit(train)
+    held_out_scores = detector.decision_function(held_out)
+    try:
+        calibrator = ConformalCalibrator(alpha=monitor.calibration.alpha).fit(held_out_scores)
     except ValueError as exc:
         raise EmptyBatchError(f"monitor {monitor.name}: calibration: {exc}") from exc
     return FittedModel(
@@ -124,5 +128,6 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
         calibrator=calibrator,
         train_rows=len(train),
         calibration_rows=len(held_out),
+        calibration_loss=float(held_out_scores.mean()),
         seconds=time.perf_counter() - began,
     )
