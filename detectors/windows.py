@@ -1,0 +1,89 @@
+"""Windows of time series: the last ``w`` steps of every feature at each time step.
+
+A window is the unit a time-series detector scores; its score belongs to its last step.
+Each entity's series is first put on the regular grid of the data's frequency (rows in one
+step are averaged; a step with no row is a gap and stays missing, never filled), then every
+observed step gets the window ending there. Windows never cross entities. Flattened, a
+window has ``w * d`` columns named ``<feature>@t-<lag>``, oldest first, so every tabular
+detector works on windows unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+@dataclass
+class Windows:
+    """Flattened windows and where each one ends.
+
+    ``values`` has one row per window and ``w * d`` columns (see ``columns``); ``index``
+    holds each window's entity key and last time step, in the same order.
+    """
+
+    values: np.ndarray
+    index: pd.DataFrame
+    columns: list[str]
+
+    def frame(self) -> pd.DataFrame:
+        """The windows as a data frame with named columns."""
+        return pd.DataFrame(self.values, columns=self.columns)
+
+
+def window_columns(features: Sequence[str], window: int) -> list[str]:
+    """Column names of a flattened window: every feature at each lag, oldest lag first."""
+    return [f"{feature}@t-{lag}" for lag in range(window - 1, -1, -1) for feature in features]
+
+
+def make_windows(
+    frame: pd.DataFrame,
+    *,
+    timestamp: str,
+    features: Sequence[str],
+    frequency: timedelta,
+    window: int,
+    entity: pd.Series | None = None,
+) -> Windows:
+    """Windows of ``window`` steps ending at every observed step of every entity.
+
+    ``entity`` gives each row's entity key (None: one series). Steps before the first row
+    of an entity in ``frame`` are missing, like gaps; to score the first rows of a batch
+    with full windows, pass the preceding ``window - 1`` steps along.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    keys = pd.Series("", index=frame.index) if entity is None else entity
+    step = pd.Timedelta(frequency)
+    values, ends, owners = [], [], []
+    for key, rows in frame.groupby(keys.to_numpy(), sort=True):
+        grid = (
+            rows.set_index(timestamp)[list(features)]
+            .astype(np.float64)
+            .resample(step, origin="epoch")
+            .mean()
+        )
+        observed = grid.notna().any(axis=1).to_numpy()
+        padded = np.vstack([np.full((window - 1, len(features)), np.nan), grid.to_numpy()])
+        stacked = sliding_window_view(padded, (window, len(features)))[:, 0]
+        values.append(stacked[observed].reshape(int(observed.sum()), -1))
+        ends.append(grid.index[observed])
+        owners.append(np.full(int(observed.sum()), key, dtype=object))
+    columns = window_columns(features, window)
+    if not values:
+        return Windows(np.empty((0, len(columns))), pd.DataFrame(columns=["entity", "ts"]), columns)
+    index = pd.DataFrame({"entity": np.concatenate(owners), "ts": ends[0].append(ends[1:])})
+    return Windows(np.vstack(values), index, columns)
+
+
+def per_feature(attribution: np.ndarray, n_features: int) -> np.ndarray:
+    """Sum a window detector's per-column attribution over lags: one value per feature."""
+    rows, columns = attribution.shape
+    if columns % n_features:
+        raise ValueError(f"{columns} window columns do not divide into {n_features} features")
+    return attribution.reshape(rows, columns // n_features, n_features).sum(axis=1)

@@ -1,0 +1,108 @@
+"""The linear autoregressive detector on a seasonal multichannel series with anomalies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import detectors
+from detectors.windows import make_windows, per_feature
+
+
+def seasonal_series(seed: int = 0, n: int = 4000) -> pd.DataFrame:
+    """Two channels with a 96-step season; ``b`` follows ``a`` one step later."""
+    rng = np.random.default_rng(seed)
+    a = np.sin(np.arange(n) * 2 * np.pi / 96) + rng.normal(0, 0.1, n)
+    b = 0.9 * np.roll(a, 1) + rng.normal(0, 0.05, n)
+    stamps = pd.date_range("2026-01-01", periods=n, freq="15min", tz="UTC")
+    return pd.DataFrame({"ts": stamps, "a": a, "b": b})
+
+
+def windows_of(data: pd.DataFrame, window: int = 5) -> pd.DataFrame:
+    return make_windows(
+        data, timestamp="ts", features=["a", "b"], frequency=timedelta(minutes=15), window=window
+    ).frame()
+
+
+@pytest.fixture
+def fitted():
+    data = seasonal_series()
+    data.loc[3000, "a"] += 1.5  # a spike in a
+    data.loc[3500, "b"] -= 1.0  # b leaves its relation to a
+    windows = windows_of(data)
+    return detectors.create("ar").fit(windows.iloc[:2500]), windows
+
+
+WINDOW = 5
+
+
+def clean(indices: list[int], n: int) -> np.ndarray:
+    """Windows with full context whose steps hold none of the anomalies at ``indices``."""
+    mask = np.arange(n) >= WINDOW - 1
+    for index in indices:
+        mask[index : index + WINDOW] = False
+    return mask
+
+
+def test_injected_anomalies_score_above_every_clean_window(fitted) -> None:
+    model, windows = fitted
+    scores = model.decision_function(windows)
+    assert min(scores[3000], scores[3500]) > scores[clean([3000, 3500], len(scores))].max()
+
+
+def test_a_multivariate_anomaly_is_attributed_to_its_channel(fitted) -> None:
+    model, windows = fitted
+    attribution = per_feature(model.attribute(windows.iloc[[3000, 3500]]), 2)
+    assert attribution[0].argmax() == 0, "the spike is in a"
+    assert attribution[1].argmax() == 1, "the broken relation is in b"
+
+
+def test_channels_come_from_window_names_or_a_parameter(fitted) -> None:
+    model, windows = fitted
+    assert model.n_channels_ == 2
+    by_parameter = detectors.create("ar", channels=2).fit(windows.iloc[:2500].to_numpy())
+    np.testing.assert_allclose(
+        by_parameter.decision_function(windows.to_numpy()), model.decision_function(windows)
+    )
+
+
+def test_save_and_load_give_identical_scores(fitted, tmp_path: Path) -> None:
+    model, windows = fitted
+    model.save(tmp_path / "ar")
+    again = detectors.load(tmp_path / "ar")
+    np.testing.assert_array_equal(
+        again.decision_function(windows), model.decision_function(windows)
+    )
+
+
+def test_a_missing_last_step_channel_is_marginalised(fitted) -> None:
+    model, windows = fitted
+    only_a = windows.iloc[[100]].copy()
+    only_a["b@t-0"] = np.nan
+    # by hand: a's residual under its marginal N(0, covariance_aa), in a's original units
+    lags = (windows.iloc[100].to_numpy()[:-2].reshape(-1, 2) - model.center_) / model.scale_
+    predicted = np.concatenate([[1.0], lags.ravel()]) @ model.coef_[:, 0]
+    residual = (windows.iloc[100]["a@t-0"] - model.center_[0]) / model.scale_[0] - predicted
+    variance = model.covariance_[0, 0]
+    expected = -0.5 * (np.log(2 * np.pi * variance) + residual**2 / variance)
+    assert model.score_samples(only_a)[0] == pytest.approx(expected - np.log(model.scale_[0]))
+    assert model.imputed_rows(only_a).tolist() == [True]
+
+
+def test_lag_order_matters_on_an_autoregressive_series() -> None:
+    data = seasonal_series(seed=1)
+    data.loc[3200, "a"] += 1.0
+    no_lags = detectors.create("ar").fit(data[["a", "b"]].iloc[:2500])
+    with_lags = detectors.create("ar").fit(windows_of(data).iloc[:2500])
+    # the spike is 10 sigma of a's one-step noise but a fraction of a's seasonal range
+    rank_without = (
+        no_lags.decision_function(data[["a", "b"]])
+        > no_lags.decision_function(data[["a", "b"]].iloc[[3200]])
+    ).sum()
+    with_scores = with_lags.decision_function(windows_of(data))
+    assert with_scores[3200] > with_scores[clean([3200], len(with_scores))].max()
+    assert rank_without > 0
