@@ -39,6 +39,7 @@ METRICS: dict[str, str] = {
     "atalaia_recent_anomaly_ratio": "Share of rows flagged over the drift check's recent window.",
     "atalaia_drift_statistic": "Drift statistic of the last drift check; larger = more drift.",
     "atalaia_drift_detected": "1 when the last drift check found drift, else 0.",
+    "atalaia_batch_interval_seconds": "Length of the data interval the last run handled.",
     "atalaia_run_duration_seconds": "Wall-clock duration of the last run.",
     "atalaia_last_success_timestamp_seconds": "Unix time the job last succeeded.",
     "atalaia_last_failure_timestamp_seconds": "Unix time the job last failed.",
