@@ -108,10 +108,73 @@ class Events(_Strict):
 
 
 class Schedules(_Strict):
-    """Airflow schedules (cron expressions or presets such as ``@daily``)."""
+    """Airflow schedules (cron expressions or presets such as ``@daily``).
+
+    The score DAG's data intervals run from ``start`` (default: the baseline's end); with
+    ``catchup`` Airflow schedules every interval since then that has not run yet.
+    """
 
     score: str = "@daily"
     retrain: str | None = "@weekly"
+    start: datetime | None = None
+    catchup: bool = True
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class Scoring(_Strict):
+    """How the score DAG splits a batch: entities per mapped scoring task."""
+
+    partition_entities: int = Field(
+        default=500, ge=1, description="entities scored by one task; more entities, more tasks"
+    )
+
+
+class Retraining(_Strict):
+    """Retraining on recent batches, and the gate a candidate must pass to become champion."""
+
+    intervals: int | None = Field(
+        default=None,
+        ge=1,
+        description="recent batches a candidate learns from (default: baseline.last_intervals, "
+        "or as many batches as the baseline range holds)",
+    )
+    holdout_intervals: int = Field(
+        default=1, ge=1, description="newest batches held out to compare candidate and champion"
+    )
+    max_auc_drop: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description="how much lower than the champion's the candidate's AUC on labels may be",
+    )
+
+
+class Drift(_Strict):
+    """The drift check on the champion's recent scores."""
+
+    window: str = Field(default="3D", description="recent span compared with the calibration")
+    max_distance: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="largest Kolmogorov-Smirnov distance between recent and calibration "
+        "scores that is not drift",
+    )
+    min_rows: int = Field(default=100, ge=1, description="fewer recent rows: no verdict")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        return _checked_duration(value)
+
+    @property
+    def window_length(self) -> timedelta:
+        """The recent span as a timedelta."""
+        return duration(self.window)
 
 
 class Monitor(_Strict):
@@ -129,14 +192,14 @@ class Monitor(_Strict):
     calibration: Calibration = Field(default_factory=Calibration)
     events: Events = Field(default_factory=Events)
     schedule: Schedules = Field(default_factory=Schedules)
+    scoring: Scoring = Field(default_factory=Scoring)
+    retraining: Retraining = Field(default_factory=Retraining)
+    drift: Drift = Field(default_factory=Drift)
 
     @field_validator("frequency")
     @classmethod
     def _frequency(cls, value: str) -> str:
-        match = _FREQUENCY.match(value)
-        if match is None or int(match.group(1) or 1) == 0:
-            raise ValueError(f"{value!r} is not a number followed by s, min, h or D")
-        return value
+        return _checked_duration(value)
 
     @model_validator(mode="after")
     def _distinct_columns(self) -> Monitor:
@@ -149,8 +212,20 @@ class Monitor(_Strict):
     @property
     def step(self) -> timedelta:
         """The data's step as a timedelta."""
-        count, unit = _FREQUENCY.match(self.frequency).groups()
-        return timedelta(**{_UNITS[unit]: int(count or 1)})
+        return duration(self.frequency)
+
+
+def _checked_duration(value: str) -> str:
+    match = _FREQUENCY.match(value)
+    if match is None or int(match.group(1) or 1) == 0:
+        raise ValueError(f"{value!r} is not a number followed by s, min, h or D")
+    return value
+
+
+def duration(text: str) -> timedelta:
+    """A checked duration such as ``5min`` or ``3D`` as a timedelta."""
+    count, unit = _FREQUENCY.match(text).groups()
+    return timedelta(**{_UNITS[unit]: int(count or 1)})
 
 
 def as_utc(value: datetime | str) -> datetime:

@@ -7,6 +7,7 @@ committed. Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -17,25 +18,35 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from atalaia import metrics
+from atalaia import drift, metrics
 from atalaia.artifacts import load_model, model_folder, save_model
 from atalaia.config import Monitor, as_utc
+from atalaia.drift import DriftCheck
 from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError
 from atalaia.events import refresh_events
 from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch
+from atalaia.promotion import Contender, compare, retraining_ranges
 from atalaia.scoring import score_frame
 from atalaia.settings import Settings
 from atalaia.store import require_current
-from atalaia.training import assemble_baseline, fit_model
+from atalaia.training import Baseline, FittedModel, assemble_baseline, fit_model
+from atalaia.validation import entity_keys
+from detectors import ConformalCalibrator, Detector
 from storage.batches import find_batch
 from storage.engine import transaction
+from storage.models import BatchRow, ModelRow
 from storage.monitors import ensure_monitor
-from storage.registry import add_model, champion, next_version, promote
+from storage.monitors import monitor_id as stored_monitor_id
+from storage.registry import add_model, champion, find_model, next_version, promote
+from storage.registry import rollback as registry_rollback
 from storage.runs import finish_run, start_run
-from storage.scores import upsert_scores
+from storage.scores import read_scores, upsert_scores
 
 
 @dataclass
@@ -82,6 +93,58 @@ class ScoreResult:
     events: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Partition:
+    """One share of a batch's entities, scored by one task with a pinned model version.
+
+    The batch's entities, sorted, are dealt out in turn: entity ``i`` falls in partition
+    ``i % count``.
+    """
+
+    index: int
+    count: int
+    model_version: int
+
+    def __str__(self) -> str:
+        return f"partition {self.index + 1} of {self.count} (version {self.model_version})"
+
+
+@dataclass
+class RetrainResult:
+    """The candidate a retrain run trained, and whether it replaced the champion."""
+
+    monitor: str
+    version: int
+    promoted: bool
+    champion_version: int
+    reason: str
+    baseline_start: datetime
+    baseline_end: datetime
+    baseline_rows: int
+    evaluation: dict[str, Any] | None
+
+
+@dataclass
+class DriftResult:
+    """What a drift check found in the champion's recent scores."""
+
+    monitor: str
+    start: datetime
+    end: datetime
+    model_version: int
+    check: DriftCheck
+
+
+@dataclass
+class RegistryChange:
+    """A change of champion made by hand: promotion or rollback."""
+
+    monitor: str
+    champion_version: int
+    replaced_version: int | None
+    reason: str
+
+
 @dataclass
 class _Run:
     store: Engine
@@ -125,45 +188,14 @@ def train(
         with transaction(run.store) as session:
             rows = assemble_baseline(session, monitor, run.monitor_id, start, end)
             fitted = fit_model(monitor, rows)
-            number = next_version(session, run.monitor_id)
-            folder = model_folder(settings.models_dir, monitor.name, number)
-            sha256 = save_model(folder, fitted.detector, fitted.calibrator)
-            try:
-                model = add_model(
-                    session,
-                    monitor_id=run.monitor_id,
-                    version=number,
-                    detector=monitor.detector.kind,
-                    params=fitted.detector.get_params(),
-                    features=list(monitor.features),
-                    artifact_path=str(folder),
-                    artifact_sha256=sha256,
-                    baseline_start=rows.start,
-                    baseline_end=rows.end,
-                    baseline_rows=len(rows.frame),
-                    baseline_sha256=rows.sha256,
-                    alpha=fitted.calibrator.alpha,
-                    calibration_rows=fitted.calibration_rows,
-                    threshold=fitted.calibrator.threshold_,
-                    code_version=_code_version(),
-                    training_seconds=fitted.seconds,
-                )
+            with _new_version(session, settings, monitor, run.monitor_id, rows, fitted) as model:
                 if champion(session, run.monitor_id) is None:
                     promote(session, model, "first model of the monitor")
                 finish_run(session, run.run_id, "success", rows=len(rows.frame), model_id=model.id)
-                session.flush()
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
-        run.figures = {
-            "atalaia_model_version": number,
-            "atalaia_training_rows": fitted.train_rows,
-            "atalaia_training_duration_seconds": fitted.seconds,
-            "atalaia_training_loss": fitted.calibration_loss,
-        }
+        run.figures = _training_figures(model, fitted)
     return TrainResult(
         monitor=monitor.name,
-        version=number,
+        version=model.version,
         status=model.status,
         detector=model.detector,
         baseline_start=rows.start,
@@ -172,46 +204,107 @@ def train(
         calibration_rows=fitted.calibration_rows,
         threshold=model.threshold,
         seconds=fitted.seconds,
-        artifact_path=folder,
+        artifact_path=Path(model.artifact_path),
     )
 
 
 def score(
-    monitor: Monitor, start: datetime, end: datetime, *, settings: Settings | None = None
+    monitor: Monitor,
+    start: datetime,
+    end: datetime,
+    *,
+    settings: Settings | None = None,
+    partition: Partition | None = None,
 ) -> ScoreResult:
     """Score the landed batch ``[start, end)`` with the champion; write scores and events.
 
     Scoring a batch again replaces its scores, so retries and backfills leave one row per
     (monitor, entity, timestamp, model version).
+
+    With a ``partition`` (one mapped task of the score DAG) only its entities are scored, by
+    the model version it names, as a ``score_partition`` run that exports no metrics; events
+    and the batch's ``score`` run are left to ``finish_scoring``, once every partition is in.
     """
+    settings = settings or Settings.from_env()
+    start, end = _interval(start, end)
+    job = "score" if partition is None else "score_partition"
+    with _recorded(settings, monitor, job, start, end, export=partition is None) as run:
+        with transaction(run.store) as session:
+            batch = _landed_batch(session, monitor, run.monitor_id, start, end)
+            pinned = None if partition is None else partition.model_version
+            model = _scoring_model(session, monitor, run.monitor_id, pinned)
+            detector, calibrator = load_model(model.artifact_path, model.artifact_sha256)
+            frame = read_batch(batch.landing_path, batch.content_sha256)
+            if partition is not None:
+                frame = frame[_in_partition(frame, monitor, partition)]
+            scores = score_frame(frame, monitor, detector, calibrator)
+            upsert_scores(session, run.monitor_id, model.id, batch.id, scores)
+            events = []
+            if partition is None:
+                events = _refresh_batch_events(session, monitor, run.monitor_id, model, start, end)
+            anomalies = int(scores["is_anomaly"].sum())
+            finish_run(
+                session,
+                run.run_id,
+                "success",
+                rows=len(scores),
+                anomalies=anomalies,
+                model_id=model.id,
+                message=None if partition is None else f"{partition}",
+            )
+        run.figures = _score_figures(scores, events, model)
+    return ScoreResult(
+        monitor.name, start, end, model.version, len(scores), anomalies, _max_z(scores), events
+    )
+
+
+def plan_scoring(
+    monitor: Monitor, start: datetime, end: datetime, *, settings: Settings | None = None
+) -> list[Partition]:
+    """Split the landed batch ``[start, end)`` into entity partitions for the champion.
+
+    Each partition holds at most ``scoring.partition_entities`` entities and names the
+    champion's version, so every partition of a batch is scored by the same model even if
+    a promotion happens meanwhile. A monitor without entities is one partition.
+    """
+    settings = settings or Settings.from_env()
+    start, end = _interval(start, end)
+    with transaction(require_current(settings.store_url)) as session:
+        identifier = stored_monitor_id(session, monitor.name)
+        if identifier is None:
+            raise NotFoundError(f"monitor {monitor.name}: nothing ingested yet; run ingest first")
+        batch = _landed_batch(session, monitor, identifier, start, end)
+        model = _scoring_model(session, monitor, identifier)
+    entities = 1
+    if monitor.entities:
+        frame = read_batch(batch.landing_path, batch.content_sha256)
+        entities = entity_keys(frame, monitor).nunique()
+    count = math.ceil(entities / monitor.scoring.partition_entities)
+    return [Partition(index, count, model.version) for index in range(count)]
+
+
+def finish_scoring(
+    monitor: Monitor,
+    start: datetime,
+    end: datetime,
+    model_version: int,
+    *,
+    settings: Settings | None = None,
+) -> ScoreResult:
+    """Rebuild the events of a batch scored in partitions; record and export its score run."""
     settings = settings or Settings.from_env()
     start, end = _interval(start, end)
     with _recorded(settings, monitor, "score", start, end) as run:
         with transaction(run.store) as session:
-            batch = find_batch(session, run.monitor_id, start, end)
-            if batch is None:
+            _landed_batch(session, monitor, run.monitor_id, start, end)
+            model = _scoring_model(session, monitor, run.monitor_id, model_version)
+            scores = read_scores(session, run.monitor_id, start, end, model_id=model.id)
+            if scores.empty:
                 raise NotFoundError(
-                    f"monitor {monitor.name}: no batch for [{start}, {end}); run ingest first"
+                    f"monitor {monitor.name}: version {model_version} scored nothing in "
+                    f"[{start}, {end}); score the partitions first"
                 )
-            if batch.row_count == 0:
-                raise EmptyBatchError(
-                    f"monitor {monitor.name}: batch [{start}, {end}) has no accepted rows "
-                    f"({batch.quarantined_count} quarantined)"
-                )
-            model = champion(session, run.monitor_id)
-            if model is None:
-                raise NotFoundError(f"monitor {monitor.name}: no champion model; run train first")
-            if list(model.features) != list(monitor.features):
-                raise AtalaiaError(
-                    f"monitor {monitor.name}: champion version {model.version} was trained on "
-                    f"{model.features}, the monitor now lists {monitor.features}; retrain"
-                )
-            detector, calibrator = load_model(model.artifact_path, model.artifact_sha256)
-            frame = read_batch(batch.landing_path, batch.content_sha256)
-            scores = score_frame(frame, monitor, detector, calibrator)
-            upsert_scores(session, run.monitor_id, model.id, batch.id, scores)
-            reach = monitor.step * (monitor.events.max_gap + 1)
-            events = refresh_events(session, run.monitor_id, model.id, start, end, reach)
+            events = _refresh_batch_events(session, monitor, run.monitor_id, model, start, end)
             anomalies = int(scores["is_anomaly"].sum())
             finish_run(
                 session,
@@ -221,20 +314,273 @@ def score(
                 anomalies=anomalies,
                 model_id=model.id,
             )
-        max_z = float(scores["z"].max())
-        run.figures = {
-            "atalaia_batch_rows": len(scores),
-            "atalaia_batch_anomalies": anomalies,
-            "atalaia_batch_anomaly_ratio": anomalies / len(scores),
-            "atalaia_batch_max_z": max_z,
-            "atalaia_open_events": sum(event["is_open"] for event in events),
-            "atalaia_model_version": model.version,
-            "atalaia_champion_version": model.version,
-            "atalaia_alpha": model.alpha,
-        }
+        run.figures = _score_figures(scores, events, model)
     return ScoreResult(
-        monitor.name, start, end, model.version, len(scores), anomalies, max_z, events
+        monitor.name, start, end, model.version, len(scores), anomalies, _max_z(scores), events
     )
+
+
+def _landed_batch(
+    session: Session, monitor: Monitor, monitor_id: int, start: datetime, end: datetime
+) -> BatchRow:
+    batch = find_batch(session, monitor_id, start, end)
+    if batch is None:
+        raise NotFoundError(
+            f"monitor {monitor.name}: no batch for [{start}, {end}); run ingest first"
+        )
+    if batch.row_count == 0:
+        raise EmptyBatchError(
+            f"monitor {monitor.name}: batch [{start}, {end}) has no accepted rows "
+            f"({batch.quarantined_count} quarantined)"
+        )
+    return batch
+
+
+def _scoring_model(
+    session: Session, monitor: Monitor, monitor_id: int, version: int | None = None
+) -> ModelRow:
+    """The champion, or version ``version`` when a partitioned batch pinned one."""
+    if version is None:
+        model = champion(session, monitor_id)
+        if model is None:
+            raise NotFoundError(f"monitor {monitor.name}: no champion model; run train first")
+    else:
+        model = find_model(session, monitor_id, version)
+        if model is None:
+            raise NotFoundError(f"monitor {monitor.name}: no model version {version}")
+    if list(model.features) != list(monitor.features):
+        raise AtalaiaError(
+            f"monitor {monitor.name}: version {model.version} was trained on "
+            f"{model.features}, the monitor now lists {monitor.features}; retrain"
+        )
+    return model
+
+
+def _in_partition(frame: pd.DataFrame, monitor: Monitor, partition: Partition) -> np.ndarray:
+    """Rows whose entity falls in ``partition``: sorted entities dealt out in turn."""
+    codes, _ = pd.factorize(entity_keys(frame, monitor), sort=True)
+    return codes % partition.count == partition.index
+
+
+def _refresh_batch_events(
+    session: Session,
+    monitor: Monitor,
+    monitor_id: int,
+    model: ModelRow,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    reach = monitor.step * (monitor.events.max_gap + 1)
+    return refresh_events(session, monitor_id, model.id, start, end, reach)
+
+
+def _max_z(scores: pd.DataFrame) -> float:
+    return float(scores["z"].max()) if len(scores) else 0.0
+
+
+def _score_figures(
+    scores: pd.DataFrame, events: list[dict[str, Any]], model: ModelRow
+) -> dict[str, float]:
+    anomalies = int(scores["is_anomaly"].sum())
+    return {
+        "atalaia_batch_rows": len(scores),
+        "atalaia_batch_anomalies": anomalies,
+        "atalaia_batch_anomaly_ratio": anomalies / len(scores) if len(scores) else 0.0,
+        "atalaia_batch_max_z": _max_z(scores),
+        "atalaia_open_events": sum(event["is_open"] for event in events),
+        "atalaia_model_version": model.version,
+        "atalaia_champion_version": model.version,
+        "atalaia_alpha": model.alpha,
+    }
+
+
+def retrain(monitor: Monitor, *, settings: Settings | None = None) -> RetrainResult:
+    """Train a candidate on recent batches; promote it when it is not worse than the champion.
+
+    The ranges and the gate are described in ``atalaia.promotion``. The comparison and the
+    reason for the verdict are stored with the candidate (``evaluation``, ``status_reason``);
+    a candidate that is not promoted stays a candidate, and can still be promoted by hand.
+    Without a champion, or when the champion was trained on other features than the monitor
+    now lists, the candidate is promoted without a comparison.
+    """
+    settings = settings or Settings.from_env()
+    with _recorded(settings, monitor, "retrain", None, None) as run:
+        with transaction(run.store) as session:
+            ranges = retraining_ranges(session, monitor, run.monitor_id)
+            rows = assemble_baseline(session, monitor, run.monitor_id, *ranges.baseline)
+            fitted = fit_model(monitor, rows)
+            current = champion(session, run.monitor_id)
+            with _new_version(session, settings, monitor, run.monitor_id, rows, fitted) as model:
+                comparison = None
+                if current is None:
+                    promote(session, model, "first model of the monitor")
+                elif list(current.features) != list(monitor.features):
+                    promote(session, model, f"version {current.version} used other features")
+                else:
+                    comparison = compare(
+                        session,
+                        monitor,
+                        run.monitor_id,
+                        ranges,
+                        Contender(current.version, *_load(current)),
+                        Contender(model.version, fitted.detector, fitted.calibrator),
+                    )
+                    model.evaluation = comparison.as_dict()
+                    if comparison.promote:
+                        promote(session, model, comparison.reason)
+                    else:
+                        model.status_reason = comparison.reason
+                finish_run(
+                    session,
+                    run.run_id,
+                    "success",
+                    rows=len(rows.frame),
+                    model_id=model.id,
+                    message=model.status_reason,
+                )
+            scorer = champion(session, run.monitor_id)
+        run.figures = {
+            **_training_figures(model, fitted),
+            "atalaia_champion_version": scorer.version,
+        }
+    return RetrainResult(
+        monitor=monitor.name,
+        version=model.version,
+        promoted=model.status == "champion",
+        champion_version=scorer.version,
+        reason=model.status_reason,
+        baseline_start=rows.start,
+        baseline_end=rows.end,
+        baseline_rows=len(rows.frame),
+        evaluation=model.evaluation,
+    )
+
+
+def check_drift(
+    monitor: Monitor, until: datetime, *, settings: Settings | None = None
+) -> DriftResult:
+    """Compare the champion's scores of the ``drift.window`` before ``until`` with its
+    calibration scores (see ``atalaia.drift``); export the verdict as metrics.
+    """
+    settings = settings or Settings.from_env()
+    until = as_utc(until)
+    start = until - monitor.drift.window_length
+    with _recorded(settings, monitor, "drift", start, until) as run:
+        with transaction(run.store) as session:
+            model = _scoring_model(session, monitor, run.monitor_id)
+            _, calibrator = _load(model)
+            scores = read_scores(session, run.monitor_id, start, until, model_id=model.id)
+            check = drift.check_drift(
+                scores["raw_score"].to_numpy(),
+                scores["is_anomaly"].to_numpy(),
+                calibrator.scores_,
+                max_distance=monitor.drift.max_distance,
+                min_rows=monitor.drift.min_rows,
+            )
+            finish_run(
+                session,
+                run.run_id,
+                "success",
+                rows=check.rows,
+                anomalies=check.anomalies,
+                model_id=model.id,
+                message=check.reason,
+            )
+        run.figures = {
+            "atalaia_recent_anomaly_ratio": check.anomaly_ratio,
+            "atalaia_drift_statistic": check.distance,
+            "atalaia_drift_detected": float(check.detected),
+            "atalaia_champion_version": model.version,
+        }
+    return DriftResult(monitor.name, start, until, model.version, check)
+
+
+def promote_version(
+    monitor: Monitor, version: int, reason: str, *, settings: Settings | None = None
+) -> RegistryChange:
+    """Make version ``version`` the champion by hand, whatever its evaluation said."""
+    settings = settings or Settings.from_env()
+    with _recorded(settings, monitor, "promote", None, None) as run:
+        with transaction(run.store) as session:
+            model = _scoring_model(session, monitor, run.monitor_id, version)
+            if model.status == "champion":
+                raise AtalaiaError(f"monitor {monitor.name}: version {version} is the champion")
+            _load(model)  # its files must be intact before it scores anything
+            promote(session, model, reason)
+            finish_run(session, run.run_id, "success", model_id=model.id, message=reason)
+        run.figures = {"atalaia_champion_version": model.version}
+    return RegistryChange(monitor.name, model.version, model.previous_champion, reason)
+
+
+def rollback(monitor: Monitor, reason: str, *, settings: Settings | None = None) -> RegistryChange:
+    """Retire the champion and restore the version it replaced."""
+    settings = settings or Settings.from_env()
+    with _recorded(settings, monitor, "rollback", None, None) as run:
+        with transaction(run.store) as session:
+            replaced = champion(session, run.monitor_id)
+            try:
+                restored = registry_rollback(session, run.monitor_id, reason)
+            except LookupError as exc:
+                raise NotFoundError(f"monitor {monitor.name}: {exc}") from exc
+            _load(restored)
+            finish_run(session, run.run_id, "success", model_id=restored.id, message=reason)
+        run.figures = {"atalaia_champion_version": restored.version}
+    return RegistryChange(monitor.name, restored.version, replaced.version, reason)
+
+
+def _load(model: ModelRow) -> tuple[Detector, ConformalCalibrator]:
+    return load_model(model.artifact_path, model.artifact_sha256)
+
+
+@contextmanager
+def _new_version(
+    session: Session,
+    settings: Settings,
+    monitor: Monitor,
+    monitor_id: int,
+    rows: Baseline,
+    fitted: FittedModel,
+) -> Iterator[ModelRow]:
+    """Save a fitted model's files and add its version (a candidate) with its lineage.
+
+    The files are removed again when the block fails, so no folder outlives its version.
+    """
+    number = next_version(session, monitor_id)
+    folder = model_folder(settings.models_dir, monitor.name, number)
+    sha256 = save_model(folder, fitted.detector, fitted.calibrator)
+    try:
+        yield add_model(
+            session,
+            monitor_id=monitor_id,
+            version=number,
+            detector=monitor.detector.kind,
+            params=fitted.detector.get_params(),
+            features=list(monitor.features),
+            artifact_path=str(folder),
+            artifact_sha256=sha256,
+            baseline_start=rows.start,
+            baseline_end=rows.end,
+            baseline_rows=len(rows.frame),
+            baseline_sha256=rows.sha256,
+            alpha=fitted.calibrator.alpha,
+            calibration_rows=fitted.calibration_rows,
+            threshold=fitted.calibrator.threshold_,
+            code_version=_code_version(),
+            training_seconds=fitted.seconds,
+        )
+        session.flush()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _training_figures(model: ModelRow, fitted: FittedModel) -> dict[str, float]:
+    return {
+        "atalaia_model_version": model.version,
+        "atalaia_training_rows": fitted.train_rows,
+        "atalaia_training_duration_seconds": fitted.seconds,
+        "atalaia_training_loss": fitted.calibration_loss,
+    }
 
 
 @contextmanager
@@ -244,8 +590,13 @@ def _recorded(
     job: str,
     start: datetime | None,
     end: datetime | None,
+    *,
+    export: bool = True,
 ) -> Iterator[_Run]:
-    """Record a run around a job's body: failures are stored and exported, then re-raised."""
+    """Record a run around a job's body: failures are stored and exported, then re-raised.
+
+    ``export=False`` leaves a success's metrics to a later job (a failure is still exported).
+    """
     store = require_current(settings.store_url)
     with transaction(store) as session:
         monitor_id = ensure_monitor(session, monitor.name, monitor.model_dump(mode="json"))
@@ -258,7 +609,9 @@ def _recorded(
             finish_run(session, run.run_id, "failed", message=f"{type(exc).__name__}: {exc}")
         metrics.export_failure(settings, monitor.name, job)
         raise
-    metrics.export_success(settings, monitor.name, job, run.figures, time.perf_counter() - began)
+    if export:
+        duration = time.perf_counter() - began
+        metrics.export_success(settings, monitor.name, job, run.figures, duration)
 
 
 def _interval(start: datetime | str, end: datetime | str) -> tuple[datetime, datetime]:

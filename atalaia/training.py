@@ -1,9 +1,11 @@
 """Training: assemble a baseline from landed batches, fit a detector, calibrate it.
 
 The baseline is the monitor's accepted rows in a time range (or its last N batches), minus
-rows inside labelled incidents. Its last ``calibration.fraction`` in time is held out: the
-detector is fitted on the earlier rows and the conformal calibrator on the held-out ones, so
-calibration sees scores of rows the detector never trained on.
+rows inside labelled incidents and inside stored events (what a model already found
+anomalous, so a retrained model does not learn it as normal). Its last
+``calibration.fraction`` in time is held out: the detector is fitted on the earlier rows and
+the conformal calibrator on the held-out ones, so calibration sees scores of rows the
+detector never trained on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from atalaia.landing import read_batch
 from atalaia.validation import entity_keys
 from detectors import ConformalCalibrator, Detector
 from storage.batches import batches_overlapping, latest_batches
+from storage.events import events_overlapping
 from storage.labels import labels_overlapping
 
 
@@ -64,24 +67,36 @@ def assemble_baseline(
             start, end = batches[0].interval_start, batches[-1].interval_end
         else:
             start, end = monitor.baseline.start, monitor.baseline.end
-    batches = batches_overlapping(session, monitor_id, start, end)
-    frames = [read_batch(b.landing_path, b.content_sha256) for b in batches if b.row_count]
-    if not frames:
-        raise EmptyBatchError(
-            f"monitor {monitor.name}: no ingested rows in the baseline [{start}, {end}); "
-            "ingest those intervals first"
-        )
-    frame = pd.concat(frames, ignore_index=True)
-    stamps = frame[monitor.timestamp]
-    frame = frame[(stamps >= start) & (stamps < end)]
-    frame = _without_labelled(session, frame, monitor, monitor_id, start, end)
-    frame = frame.sort_values([monitor.timestamp, *monitor.entities], kind="stable")
+    frame = landed_rows(session, monitor, monitor_id, start, end, "the baseline")
+    frame = _without_known_anomalies(session, frame, monitor, monitor_id, start, end)
     frame = frame.reset_index(drop=True)
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values).hexdigest()
     return Baseline(start=start, end=end, frame=frame, sha256=digest)
 
 
-def _without_labelled(
+def landed_rows(
+    session: Session,
+    monitor: Monitor,
+    monitor_id: int,
+    start: datetime,
+    end: datetime,
+    what: str,
+) -> pd.DataFrame:
+    """The accepted rows of ``[start, end)``, by time then entity; ``what`` names the range."""
+    batches = batches_overlapping(session, monitor_id, start, end)
+    frames = [read_batch(b.landing_path, b.content_sha256) for b in batches if b.row_count]
+    if not frames:
+        raise EmptyBatchError(
+            f"monitor {monitor.name}: no ingested rows in {what} [{start}, {end}); "
+            "ingest those intervals first"
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    stamps = frame[monitor.timestamp]
+    frame = frame[(stamps >= start) & (stamps < end)]
+    return frame.sort_values([monitor.timestamp, *monitor.entities], kind="stable")
+
+
+def _without_known_anomalies(
     session: Session,
     frame: pd.DataFrame,
     monitor: Monitor,
@@ -89,15 +104,31 @@ def _without_labelled(
     start: datetime,
     end: datetime,
 ) -> pd.DataFrame:
-    keep = pd.Series(True, index=frame.index)
-    entities = entity_keys(frame, monitor)
-    stamps = frame[monitor.timestamp]
-    for label in labels_overlapping(session, monitor_id, start, end):
-        inside = (stamps >= label.start_ts) & (stamps <= label.end_ts)
-        if label.entity is not None:
-            inside &= entities == label.entity
-        keep &= ~inside
-    return frame[keep]
+    """``frame`` without rows inside labels or inside events (of any model version)."""
+    spans = [
+        (label.entity, label.start_ts, label.end_ts)
+        for label in labels_overlapping(session, monitor_id, start, end)
+    ]
+    spans += [
+        (event.entity, event.start_ts, event.end_ts)
+        for event in events_overlapping(session, monitor_id, start, end)
+    ]
+    inside = inside_spans(entity_keys(frame, monitor), frame[monitor.timestamp], spans)
+    return frame[~inside]
+
+
+Span = tuple[str | None, datetime, datetime]
+
+
+def inside_spans(entities: pd.Series, stamps: pd.Series, spans: list[Span]) -> pd.Series:
+    """Whether each row lies in a span: (entity, or None for all; start; end, inclusive)."""
+    inside = pd.Series(False, index=stamps.index)
+    for entity, first, last in spans:
+        hit = (stamps >= first) & (stamps <= last)
+        if entity is not None:
+            hit &= entities == entity
+        inside |= hit
+    return inside
 
 
 def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:

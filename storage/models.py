@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -93,10 +94,24 @@ class QuarantineRow(Base):
 
 
 class ModelRow(Base):
-    """A model version: a trained detector, its calibration and its baseline's lineage."""
+    """A model version: a trained detector, its calibration and its baseline's lineage.
+
+    At most one version per monitor is ``champion`` (a partial unique index says so).
+    ``previous_champion`` is the version that was champion when this one was promoted: a
+    rollback restores it.
+    """
 
     __tablename__ = "models"
-    __table_args__ = (UniqueConstraint("monitor_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("monitor_id", "version"),
+        Index(
+            "uq_models_one_champion",
+            "monitor_id",
+            unique=True,
+            sqlite_where=text("status = 'champion'"),
+            postgresql_where=text("status = 'champion'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
@@ -119,6 +134,8 @@ class ModelRow(Base):
     trained_at: Mapped[datetime] = mapped_column(default=utcnow)
     training_seconds: Mapped[float] = mapped_column(Float)
     evaluation: Mapped[dict[str, Any] | None]
+    promoted_at: Mapped[datetime | None]
+    previous_champion: Mapped[int | None]
 
 
 class RunRow(Base):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.models import ModelRow
+from storage.models import ModelRow, utcnow
 
 
 def next_version(session: Session, monitor_id: int) -> int:
@@ -35,14 +35,49 @@ def champion(session: Session, monitor_id: int) -> ModelRow | None:
 
 
 def promote(session: Session, model: ModelRow, reason: str) -> None:
-    """Make ``model`` the champion; the previous champion is retired."""
-    session.execute(
-        update(ModelRow)
-        .where(ModelRow.monitor_id == model.monitor_id, ModelRow.status == "champion")
-        .values(status="retired", status_reason=f"replaced by version {model.version}")
-    )
-    model.status, model.status_reason = "champion", reason
+    """Make ``model`` the champion; the previous champion is retired and remembered.
+
+    ``model.previous_champion`` becomes the retired champion's version, so a rollback can
+    restore it.
+    """
+    current = champion(session, model.monitor_id)
+    if current is not None and current.id != model.id:
+        current.status = "retired"
+        current.status_reason = f"replaced by version {model.version}"
+        session.flush()
+        model.previous_champion = current.version
+    model.status, model.status_reason, model.promoted_at = "champion", reason, utcnow()
     session.flush()
+
+
+def rollback(session: Session, monitor_id: int, reason: str) -> ModelRow:
+    """Retire the champion and restore the version it replaced; return the restored version.
+
+    Raise LookupError when there is no champion, or it replaced none.
+    """
+    current = champion(session, monitor_id)
+    if current is None:
+        raise LookupError("there is no champion to roll back")
+    if current.previous_champion is None:
+        raise LookupError(f"champion version {current.version} replaced no earlier champion")
+    previous = find_model(session, monitor_id, current.previous_champion)
+    if previous is None:
+        raise LookupError(f"version {current.previous_champion} is no longer in the registry")
+    current.status = "retired"
+    current.status_reason = f"rolled back to version {previous.version}: {reason}"
+    session.flush()
+    previous.status = "champion"
+    previous.status_reason = f"restored by rollback from version {current.version}: {reason}"
+    previous.promoted_at = utcnow()
+    session.flush()
+    return previous
+
+
+def find_model(session: Session, monitor_id: int, version: int) -> ModelRow | None:
+    """Version ``version`` of the monitor, or None."""
+    return session.scalars(
+        select(ModelRow).where(ModelRow.monitor_id == monitor_id, ModelRow.version == version)
+    ).one_or_none()
 
 
 def list_models(session: Session, monitor_id: int) -> list[ModelRow]:
