@@ -178,6 +178,38 @@ def events(
 
 @app.command()
 @user_errors
+def report(
+    monitor: MonitorArg,
+    start: Annotated[str, typer.Option("--from", help="period start, ISO 8601 (UTC if no zone)")],
+    end: Annotated[str, typer.Option("--to", help="period end (exclusive), ISO 8601")],
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file to write (default: report-MONITOR.html)")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="model version whose scores to show (default: champion)")
+    ] = None,
+    max_entities: Annotated[
+        int, typer.Option(min=1, help="entities drawn, the most anomalous first")
+    ] = 20,
+) -> None:
+    """Write a self-contained HTML report: each series, its threshold, events and top features."""
+    from atalaia.report import write_report
+
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    first, last = as_utc(start), as_utc(end)
+    if first >= last:
+        raise AtalaiaError(f"--from {start} is not before --to {end}")
+    target = out or Path(f"report-{config.name}.html")
+    with console.status("drawing"):
+        written = write_report(
+            settings, config, first, last, target, version=version, max_entities=max_entities
+        )
+    console.print(f"{config.name}: report written to {written}")
+
+
+@app.command()
+@user_errors
 def demo() -> None:
     """Generate sample server metrics and run the whole pipeline on them (no servers)."""
     from atalaia.demo import run_demo, steps
