@@ -153,7 +153,7 @@ def _row_of(timestamps: pd.Index, limit: Any, file: str) -> int:
     return int(matches[0])
 
 
-def _window_rows(
+def window_rows(
     timestamps: pd.Index, windows: Sequence[Window], file: str
 ) -> list[tuple[int, int]]:
     """Inclusive row ranges of ``windows``, located as NAB does: each limit must equal one of
@@ -211,7 +211,7 @@ def _prepare(scores_by_file: ScoresByFile, windows: WindowsByFile) -> _CorpusRow
             raise ValueError(f"{file}: {len(timestamps)} timestamps but {len(scores)} scores")
         if np.isnan(scores).any():
             raise ValueError(f"{file}: anomaly scores contain NaN")
-        ranges = _window_rows(timestamps, windows[file], file)
+        ranges = window_rows(timestamps, windows[file], file)
         reward, window = _file_rewards(len(scores), ranges)
         probation = probationary_length(len(scores))
         scorable_window = np.array([right >= probation for _, right in ranges], dtype=bool)

@@ -1,0 +1,544 @@
+"""What the benchmark runners share: detector specs, splits, fitting, calibration and results.
+
+A detector is named by a spec string, ``kind`` or ``kind(param=value, ...)``:
+
+* ``pyod.<Name>`` is PyOD's own model (``pyod.IForest``, ``pyod.VAE(epoch_num=10)``), called
+  directly as a baseline: ``fit`` on the training rows, ``decision_function`` on the others;
+* anything else goes to ``detectors.create`` (``gmm``, every kind of ``detectors.REGISTRY``,
+  and ``pyod:<Name>`` once our adapter exists), so it runs through our Detector contract.
+
+:func:`fit_and_score` is the one place where a detector meets the arrays: each runner hands
+it rows (a window of one time step for time series, today) and gets anomaly scores back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import import_module
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+import detectors
+from atalaia.evaluation import (
+    EventCounts,
+    auc_pr,
+    auc_roc,
+    event_counts,
+    events_to_flags,
+    flags_to_events,
+    point_metrics,
+)
+from detectors import ConformalCalibrator
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "benchmarks" / "results"
+PYOD_PREFIX = "pyod."
+# PyOD's own models run beside ours on every benchmark.
+BASELINES = (
+    "pyod.IForest",
+    "pyod.ECOD",
+    "pyod.PCA",
+    "pyod.GMM",
+    "pyod.VAE",
+    "pyod.AutoEncoder",
+)
+# PyOD classes whose module is not their lower-cased name.
+_PYOD_MODULES = {"AutoEncoder": "auto_encoder", "DeepSVDD": "deep_svdd"}
+# Given to every detector that has the parameter, unless its spec sets it.
+_SEED_PARAM = "random_state"
+_QUIET = {"verbose": 0}
+
+
+# -- detector specs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A detector's name and constructor parameters; ``text`` is how tables label it."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+
+    @property
+    def label(self) -> str:
+        """The spec as written, e.g. ``gmm`` or ``pyod.VAE(epoch_num=10)``."""
+        return self.text or self.name
+
+    @property
+    def is_pyod_baseline(self) -> bool:
+        """Whether this is PyOD's own model, called directly."""
+        return self.name.startswith(PYOD_PREFIX)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split ``text`` on the commas that lie outside brackets."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _value(text: str) -> Any:
+    """A Python literal (number, bool, None, list, ...) or else the text itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_spec(text: str) -> DetectorSpec:
+    """Parse ``kind`` or ``kind(param=value, ...)``; values are Python literals or strings."""
+    text = text.strip()
+    name, _, rest = text.partition("(")
+    name = name.strip()
+    if not name or (rest and not rest.endswith(")")):
+        raise ValueError(f"detector spec {text!r}: expected kind or kind(param=value, ...)")
+    params: dict[str, Any] = {}
+    for item in _split_top_level(rest[:-1]) if rest else []:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip().isidentifier():
+            raise ValueError(f"detector spec {text!r}: {item!r} is not param=value")
+        params[key.strip()] = _value(value.strip())
+    return DetectorSpec(name=name, params=params, text=text)
+
+
+def parse_specs(text: str) -> list[DetectorSpec]:
+    """Parse a comma-separated list of specs (commas inside brackets belong to a spec)."""
+    specs = [parse_spec(part) for part in _split_top_level(text)]
+    if not specs:
+        raise ValueError("no detector given")
+    return specs
+
+
+def default_specs() -> list[DetectorSpec]:
+    """Every kind in ``detectors.REGISTRY``, then PyOD's baselines."""
+    return [parse_spec(kind) for kind in detectors.available()] + [
+        parse_spec(name) for name in BASELINES
+    ]
+
+
+def _pyod_class(name: str) -> type:
+    module = _PYOD_MODULES.get(name, name.lower())
+    try:
+        return getattr(import_module(f"pyod.models.{module}"), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"no PyOD model {name!r} (looked in pyod.models.{module})") from exc
+
+
+def build_detector(spec: DetectorSpec, seed: int) -> Any:
+    """A new, unfitted detector for ``spec``, seeded with ``seed`` where it takes a seed.
+
+    PyOD's deep models seed torch in their constructor, so the seed goes in there.
+    """
+    defaults = {_SEED_PARAM: seed, **_QUIET}
+    if spec.is_pyod_baseline:
+        cls = _pyod_class(spec.name.removeprefix(PYOD_PREFIX))
+        accepted = set(inspect.signature(cls).parameters)
+        return cls(**{k: v for k, v in defaults.items() if k in accepted}, **spec.params)
+    model = detectors.create(spec.name, **spec.params)
+    accepted = set(model.get_params(deep=False))
+    model.set_params(
+        **{k: v for k, v in defaults.items() if k in accepted and k not in spec.params}
+    )
+    return model
+
+
+# -- fitting and scoring -------------------------------------------------------------------
+
+
+class DetectorFailure(Exception):
+    """A detector raised, or returned scores that are not finite numbers."""
+
+
+@dataclass(frozen=True)
+class FitScores:
+    """Anomaly scores (higher = more anomalous) of each array scored, with the timings."""
+
+    scores: list[np.ndarray]
+    fit_seconds: float
+    score_seconds: float
+
+
+def limit_threads(threads: int) -> None:
+    """Run BLAS, OpenMP and torch with at most ``threads`` threads from now on.
+
+    On a busy 2-core machine, a 2-thread OpenBLAS made a small GMM fit 100x slower and
+    torch's default threads a small PyOD VAE 12x slower than one thread did.
+    """
+    threadpool_limits(limits=threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for libraries loaded later
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's global and (when loaded) torch's random generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+def fit_and_score(
+    spec: DetectorSpec, train: np.ndarray, to_score: Sequence[np.ndarray], seed: int
+) -> FitScores:
+    """Fit ``spec`` on ``train``, then score each array of ``to_score``.
+
+    Generators are seeded before the fit and before each scoring call (PyOD's VAE samples
+    when it scores). Anything the detector raises, and any NaN or infinite score, becomes a
+    :class:`DetectorFailure`, so a runner can record it and go on.
+    """
+    try:
+        model = build_detector(spec, seed)
+        seed_everything(seed)
+        began = time.perf_counter()
+        model.fit(train)
+        fit_seconds = time.perf_counter() - began
+        scores = []
+        began = time.perf_counter()
+        for rows in to_score:
+            seed_everything(seed)
+            scores.append(np.asarray(model.decision_function(rows), dtype=np.float64).ravel())
+        score_seconds = time.perf_counter() - began
+    except Exception as exc:  # a benchmark records any detector error and carries on
+        raise DetectorFailure(f"{type(exc).__name__}: {exc}") from exc
+    for rows, values in zip(to_score, scores, strict=True):
+        if values.shape != (len(rows),):
+            raise DetectorFailure(f"{len(values)} scores for {len(rows)} rows")
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            raise DetectorFailure(f"{bad} of {len(values)} scores are NaN or infinite")
+    return FitScores(scores, fit_seconds, score_seconds)
+
+
+# -- splits --------------------------------------------------------------------------------
+
+
+def normal_split(
+    labels: np.ndarray, train_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (sorted) of a random ``train_fraction`` of the normal rows, and of the rest:
+    the other normal rows plus every anomaly."""
+    normal = np.flatnonzero(np.asarray(labels) == 0)
+    n_train = int(round(train_fraction * len(normal)))
+    train = np.sort(rng.permutation(normal)[:n_train])
+    test = np.setdiff1d(np.arange(len(labels)), train)
+    return train, test
+
+
+def subsample(indices: np.ndarray, max_rows: int | None, rng: np.random.Generator) -> np.ndarray:
+    """At most ``max_rows`` of ``indices``, drawn at random without replacement, sorted."""
+    if max_rows is None or len(indices) <= max_rows:
+        return indices
+    return np.sort(rng.choice(indices, size=max_rows, replace=False))
+
+
+# -- calibration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationPolicy:
+    """How the time-series runners turn scores into flags, as the product does by default.
+
+    The last ``fraction`` of the training rows (at least the fewest rows that can give a
+    conformal p-value below ``alpha``) calibrates; the rows before it fit the detector.
+    """
+
+    alpha: float = 0.01
+    fraction: float = 0.25
+
+    @property
+    def min_rows(self) -> int:
+        """The fewest calibration rows n with ``1 / (n + 1) < alpha``."""
+        rows = max(1, math.ceil(1 / self.alpha - 1))
+        return rows if 1 / (rows + 1) < self.alpha else rows + 1
+
+    def calibration_rows(self, n_train: int) -> int:
+        """How many of ``n_train`` rows (the last ones) calibrate."""
+        return max(math.ceil(self.fraction * n_train), self.min_rows)
+
+    def describe(self) -> str:
+        """One sentence for a results file."""
+        return (
+            f"the detector is fitted on the first rows of the training part and calibrated on "
+            f"its last {self.fraction:.0%} (at least {self.min_rows} rows, the fewest that "
+            f"can give p < alpha); a row is flagged when its conformal p-value < "
+            f"alpha = {self.alpha}; consecutive flagged rows form one detected event"
+        )
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """Test-row scores of a detector fitted and calibrated on the training rows."""
+
+    scores: np.ndarray
+    p_values: np.ndarray
+    flags: np.ndarray
+    fit_rows: int
+    calibration_rows: int
+    fit_seconds: float
+    score_seconds: float
+
+
+def fit_calibrated(
+    spec: DetectorSpec,
+    train: np.ndarray,
+    test: np.ndarray,
+    seed: int,
+    policy: CalibrationPolicy,
+) -> Calibrated:
+    """Fit on the head of ``train``, calibrate on its tail (in time), score ``test``."""
+    n_calibration = policy.calibration_rows(len(train))
+    n_fit = len(train) - n_calibration
+    if n_fit < 2:
+        raise DetectorFailure(
+            f"{len(train)} training rows leave {n_fit} to fit after {n_calibration} calibrate"
+        )
+    fitted = fit_and_score(spec, train[:n_fit], [train[n_fit:], test], seed)
+    calibrator = ConformalCalibrator(alpha=policy.alpha).fit(fitted.scores[0])
+    p_values = calibrator.p_values(fitted.scores[1])
+    return Calibrated(
+        scores=fitted.scores[1],
+        p_values=p_values,
+        flags=calibrator.flags(p_values),
+        fit_rows=n_fit,
+        calibration_rows=n_calibration,
+        fit_seconds=fitted.fit_seconds,
+        score_seconds=fitted.score_seconds,
+    )
+
+
+# -- time-series metrics -------------------------------------------------------------------
+
+
+def series_metrics(
+    scores: np.ndarray, flags: np.ndarray, true_events: Sequence[tuple[int, int]]
+) -> dict[str, Any]:
+    """One series' event counts, AUCs (where both classes occur) and point F1s.
+
+    ``true_events`` are inclusive row ranges; the flags' runs are the detected events.
+    """
+    labels = events_to_flags(true_events, len(scores))
+    counts = event_counts(true_events, flags_to_events(flags))
+    points = point_metrics(labels, flags)
+    both_classes = 0 < labels.sum() < len(labels)
+    return {
+        "labelled_events": len(true_events),
+        "tp": counts.tp,
+        "fp": counts.fp,
+        "fn": counts.fn,
+        "flagged_rows": int(np.sum(flags)),
+        "auc_roc": auc_roc(labels, scores) if both_classes else None,
+        "auc_pr": auc_pr(labels, scores) if both_classes else None,
+        "point_f1": points.f1,
+        "point_f1_pa": points.f1_point_adjusted,
+    }
+
+
+def failed_series(true_events: Sequence[tuple[int, int]], failure: DetectorFailure) -> dict:
+    """The row of a series a detector failed on: every labelled event counts as missed."""
+    return {
+        "labelled_events": len(true_events),
+        "tp": 0,
+        "fp": 0,
+        "fn": len(true_events),
+        "error": str(failure),
+    }
+
+
+def summarise_series(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group: series, failures, TP/FP/FN summed then F1, mean AUCs and point F1s, seconds."""
+    needed = ["error", "auc_roc", "auc_pr", "point_f1", "point_f1_pa"]
+    needed += ["fit_seconds", "score_seconds"]
+    rows = rows.reindex(columns=list(dict.fromkeys([*rows.columns, *needed])))
+    rows = rows.assign(failed=rows["error"].notna())
+    summary = (
+        rows.groupby(by, sort=False)
+        .agg(
+            series=("tp", "size"),
+            failed=("failed", "sum"),
+            tp=("tp", "sum"),
+            fp=("fp", "sum"),
+            fn=("fn", "sum"),
+            auc_roc=("auc_roc", "mean"),
+            auc_pr=("auc_pr", "mean"),
+            point_f1=("point_f1", "mean"),
+            point_f1_pa=("point_f1_pa", "mean"),
+            fit_seconds=("fit_seconds", "sum"),
+            score_seconds=("score_seconds", "sum"),
+        )
+        .reset_index()
+    )
+    counts = [EventCounts(*map(int, c)) for c in summary[["tp", "fp", "fn"]].to_numpy()]
+    position = summary.columns.get_loc("fn") + 1
+    summary.insert(position, "precision", [c.precision for c in counts])
+    summary.insert(position + 1, "recall", [c.recall for c in counts])
+    summary.insert(position + 2, "event_f1", [c.f1 for c in counts])
+    return summary
+
+
+# -- published results ---------------------------------------------------------------------
+
+ORION_F1_FILE = "orion_0.7.1_f1_by_dataset.txt"
+ORION_SIGNALS_FILE = "orion_benchmark_results_0.7.1.csv"
+
+
+def load_orion_f1(published_dir: Path) -> dict[str, dict[str, float]]:
+    """Orion 0.7.1's event F1 by pipeline and data set (``{}`` when the file is absent)."""
+    path = published_dir / ORION_F1_FILE
+    if not path.exists():
+        return {}
+    lines = [line.split() for line in path.read_text().splitlines()[1:] if line.strip()]
+    header, body = lines[0], lines[1:]
+    return {
+        row[0]: dict(zip(header[1:], map(float, row[1:]), strict=True))
+        for row in body
+        if len(row) == len(header)
+    }
+
+
+def orion_signals(published_dir: Path, dataset: str) -> set[str]:
+    """The signals Orion 0.7.1 evaluated in ``dataset`` (empty when the file is absent)."""
+    path = published_dir / ORION_SIGNALS_FILE
+    if not path.exists():
+        return set()
+    frame = pd.read_csv(path, usecols=["dataset", "signal"])
+    return set(frame.loc[frame["dataset"] == dataset, "signal"])
+
+
+def published_orion_rows(
+    published_dir: Path, columns: dict[str, str], label: str = "detector"
+) -> list[dict[str, Any]]:
+    """Rows ``{label: "Orion <pipeline> (published)", our column: F1}``, best first.
+
+    ``columns`` maps each of our column names to the data set name in Orion's table.
+    """
+    published = load_orion_f1(published_dir)
+    rows = [
+        {label: f"Orion {pipeline} (published)"}
+        | {ours: by_dataset.get(theirs) for ours, theirs in columns.items()}
+        for pipeline, by_dataset in published.items()
+    ]
+    first = next(iter(columns), None)
+    return sorted(rows, key=lambda row: -(row.get(first) or 0.0))
+
+
+# -- command line and result files ---------------------------------------------------------
+
+
+def default_data_dir() -> Path:
+    """The shared benchmark data: ``$ATALAIA_DATA_DIR``, else ``../shared/data`` beside the repo."""
+    return Path(os.environ.get("ATALAIA_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def argument_parser(description: str, data_subdir: str) -> argparse.ArgumentParser:
+    """A parser with the options every runner takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir() / data_subdir,
+        help="folder of the data set, in its source's format (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--detectors",
+        type=parse_specs,
+        default=None,
+        help="comma-separated detector specs, e.g. 'gmm,pyod.IForest,gmm(n_components=2)' "
+        "(default: every registered kind and PyOD's baselines)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of splits and detectors")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="BLAS/OpenMP/torch threads (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where the markdown and CSV go (default: %(default)s)",
+    )
+    return parser
+
+
+def setup(args: argparse.Namespace) -> list[DetectorSpec]:
+    """Apply ``--threads``; return the specs of ``--detectors``, else the default list."""
+    limit_threads(args.threads)
+    return args.detectors or default_specs()
+
+
+def provenance() -> str:
+    """Markdown lines saying when, with what command, code and libraries a result was made."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    libraries = ", ".join(
+        f"{name} {version(name)}" for name in ("numpy", "scikit-learn", "pyod", "torch")
+    )
+    main_spec = getattr(sys.modules["__main__"], "__spec__", None)
+    program = f"python -m {main_spec.name}" if main_spec else sys.argv[0]
+    command = " ".join([program, *sys.argv[1:]])
+    return (
+        f"- run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, `{command}`\n"
+        f"- machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; {libraries}\n"
+    )
+
+
+def write_results(
+    results_dir: Path, name: str, report: str, tables: dict[str, pd.DataFrame]
+) -> list[Path]:
+    """Write ``<name>.md`` and one CSV per table (``<name>.csv`` for the key ``""``)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    markdown = results_dir / f"{name}.md"
+    markdown.write_text(report)
+    written = [markdown]
+    for suffix, table in tables.items():
+        path = results_dir / (f"{name}-{suffix}.csv" if suffix else f"{name}.csv")
+        table.to_csv(path, index=False, float_format="%.6g")
+        written.append(path)
+    return written
+
+
+def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``table`` as dicts, with NaN as None (a blank cell in markdown)."""
+    return table.astype(object).where(table.notna(), None).to_dict("records")
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so a long run shows where it is."""
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,265 @@
+"""SMAP/MSL telemetry: train on ``train/<chan>.npy``, score ``test/<chan>.npy``, count events.
+
+    .venv/bin/python -m benchmarks.smap [--data-dir DIR] [--detectors gmm,pyod.IForest]
+
+The data folder holds ``labeled_anomalies.csv`` (telemanom's labels) and either ``train/`` and
+``test/`` folders or tarballs that unpack to them (Merlion's ``SMAP.tar.gz``); a tarball is
+unpacked once into a cache folder outside the repository. Every channel the labels list and
+the data holds is run, of either spacecraft. Each detector is fitted and calibrated on the
+channel's training array (see ``CalibrationPolicy``), its flags on the test array become
+events, and the events are counted as Orion does: TP, FP and FN summed over channels, then F1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from atalaia.evaluation import markdown_table
+from benchmarks.common import (
+    CalibrationPolicy,
+    DetectorFailure,
+    DetectorSpec,
+    argument_parser,
+    default_data_dir,
+    failed_series,
+    fit_calibrated,
+    log,
+    orion_signals,
+    provenance,
+    published_orion_rows,
+    records,
+    series_metrics,
+    setup,
+    summarise_series,
+    write_results,
+)
+
+LABELS_FILE = "labeled_anomalies.csv"
+SUMMARY_COLUMNS = [
+    "detector",
+    "series",
+    "failed",
+    "tp",
+    "fp",
+    "fn",
+    "precision",
+    "recall",
+    "event_f1",
+    "event_f1_orion_signals",
+    "auc_roc",
+    "auc_pr",
+    "point_f1",
+    "point_f1_pa",
+    "fit_seconds",
+    "score_seconds",
+]
+FAILURE_COLUMNS = ["spacecraft", "channel", "detector", "error"]
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A telemetry channel and its labelled anomalies (inclusive test-row ranges)."""
+
+    name: str
+    spacecraft: str
+    anomalies: list[tuple[int, int]]
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ranges sorted, with overlapping ones merged into one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def load_channels(labels_path: Path) -> list[Channel]:
+    """The channels of ``labeled_anomalies.csv``, in file order.
+
+    A channel listed twice (SMAP's P-2) gets the union of its rows' ranges, overlapping
+    ranges merged: the same anomaly labelled twice counts once.
+    """
+    frame = pd.read_csv(labels_path)
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    spacecraft: dict[str, str] = {}
+    for row in frame.itertuples(index=False):
+        sequences = [(int(start), int(end)) for start, end in json.loads(row.anomaly_sequences)]
+        ranges.setdefault(row.chan_id, []).extend(sequences)
+        spacecraft.setdefault(row.chan_id, row.spacecraft)
+    return [Channel(name, spacecraft[name], merge_ranges(found)) for name, found in ranges.items()]
+
+
+def default_cache_dir() -> Path:
+    """Where tarballs are unpacked: ``$XDG_CACHE_HOME/atalaia`` (default ``~/.cache/atalaia``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "atalaia"
+
+
+def _unpacked(tarball: Path, cache_dir: Path) -> Path:
+    """The folder ``tarball`` is unpacked into, keyed by its content; unpack it if needed."""
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()[:12]
+    target = cache_dir / f"{tarball.name.removesuffix('.tar.gz')}-{digest}"
+    if not target.exists():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        log(f"unpacking {tarball} into {target}")
+        with tarfile.open(tarball) as archive:
+            archive.extractall(partial, filter="data")
+        partial.rename(target)
+    return target
+
+
+def array_folders(data_dir: Path, cache_dir: Path) -> list[Path]:
+    """Folders with ``train/`` and ``test/``: in ``data_dir`` and in its unpacked tarballs."""
+    roots = [data_dir, *(_unpacked(t, cache_dir) for t in sorted(data_dir.glob("*.tar.gz")))]
+    return [
+        train.parent
+        for root in roots
+        for train in sorted(root.rglob("train"))
+        if train.is_dir() and (train.parent / "test").is_dir()
+    ]
+
+
+def channel_arrays(folders: list[Path], channel: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The channel's (train, test) arrays from the first folder holding both, else None."""
+    for folder in folders:
+        train, test = folder / "train" / f"{channel}.npy", folder / "test" / f"{channel}.npy"
+        if train.exists() and test.exists():
+            return np.load(train, allow_pickle=False), np.load(test, allow_pickle=False)
+    return None
+
+
+def run_channel(
+    channel: Channel,
+    train: np.ndarray,
+    test: np.ndarray,
+    specs: list[DetectorSpec],
+    seed: int,
+    policy: CalibrationPolicy,
+) -> list[dict]:
+    """One result row per detector for one channel."""
+    rows = []
+    for spec in specs:
+        row = {
+            "spacecraft": channel.spacecraft,
+            "channel": channel.name,
+            "detector": spec.label,
+            "train_rows": len(train),
+            "test_rows": len(test),
+        }
+        try:
+            run = fit_calibrated(spec, train, test, seed, policy)
+        except DetectorFailure as failure:
+            rows.append(row | failed_series(channel.anomalies, failure))
+            continue
+        rows.append(
+            row
+            | {"fit_rows": run.fit_rows, "calibration_rows": run.calibration_rows}
+            | series_metrics(run.scores, run.flags, channel.anomalies)
+            | {"fit_seconds": run.fit_seconds, "score_seconds": run.score_seconds}
+        )
+    return rows
+
+
+def summary(rows: pd.DataFrame, spacecraft: str, published_dir: Path) -> pd.DataFrame:
+    """Per detector on one spacecraft, with F1 also on the signals Orion evaluated."""
+    mine = rows[rows["spacecraft"] == spacecraft]
+    table = summarise_series(mine, ["detector"])
+    signals = orion_signals(published_dir, spacecraft)
+    on_orion = mine[mine["channel"].isin(signals)]
+    if signals and not on_orion.empty:
+        orion_f1 = summarise_series(on_orion, ["detector"]).set_index("detector")["event_f1"]
+        table["event_f1_orion_signals"] = table["detector"].map(orion_f1)
+    return table.reindex(columns=SUMMARY_COLUMNS)
+
+
+def report(
+    rows: pd.DataFrame,
+    summaries: dict[str, pd.DataFrame],
+    published_dir: Path,
+    policy: CalibrationPolicy,
+    missing: list[str],
+) -> str:
+    """The markdown results page."""
+    text = [
+        "# SMAP/MSL telemetry: event F1 as Orion counts it\n",
+        provenance(),
+        f"- protocol: train on `train/<chan>.npy`, score `test/<chan>.npy`; {policy.describe()}.",
+        "- each time step's 25 values are one row (a window of 1); no detector sees the past.",
+        "- TP/FP/FN are summed over channels, then F1 = 2TP / (2TP + FP + FN); a channel a "
+        "detector failed on counts its labelled events as missed. AUCs and point F1s are "
+        "means over channels; point-adjusted F1 (`point_f1_pa`) is inflated and only shown "
+        "beside the unadjusted one.",
+    ]
+    if missing:
+        text.append(f"- listed in the labels but not in the data: {', '.join(missing)}")
+    for spacecraft, table in summaries.items():
+        n_channels = rows.loc[rows["spacecraft"] == spacecraft, "channel"].nunique()
+        n_orion = len(orion_signals(published_dir, spacecraft))
+        text += [
+            f"\n## {spacecraft}: {n_channels} channels\n",
+            f"`event_f1` sums over all {n_channels} channels; `event_f1_orion_signals` over "
+            f"the {n_orion} signals Orion 0.7.1 evaluated (published F1s are on those).\n",
+            markdown_table(
+                records(table)
+                + published_orion_rows(published_dir, {"event_f1_orion_signals": spacecraft}),
+                SUMMARY_COLUMNS,
+            ),
+        ]
+    failures = rows[rows["error"].notna()] if "error" in rows else rows.iloc[:0]
+    if not failures.empty:
+        text += ["\n## Failures\n", markdown_table(records(failures), FAILURE_COLUMNS)]
+    return "\n".join(text) + "\n"
+
+
+def main() -> None:
+    """Run the benchmark and write ``benchmarks/results/smap.md`` and ``smap.csv``."""
+    parser = argument_parser(__doc__.splitlines()[0], "smap")
+    parser.add_argument("--alpha", type=float, default=CalibrationPolicy.alpha)
+    parser.add_argument("--calibration-fraction", type=float, default=CalibrationPolicy.fraction)
+    parser.add_argument("--channels", help="comma-separated channel ids (default: all listed)")
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    parser.add_argument("--published-dir", type=Path, default=default_data_dir() / "published")
+    parser.add_argument("--output", default="smap", help="results file name, without suffix")
+    args = parser.parse_args()
+    specs = setup(args)
+    policy = CalibrationPolicy(alpha=args.alpha, fraction=args.calibration_fraction)
+    channels = load_channels(args.data_dir / LABELS_FILE)
+    if args.channels:
+        wanted = set(args.channels.split(","))
+        channels = [channel for channel in channels if channel.name in wanted]
+    folders = array_folders(args.data_dir, args.cache_dir)
+    rows, missing = [], []
+    for channel in channels:
+        arrays = channel_arrays(folders, channel.name)
+        if arrays is None:
+            missing.append(channel.name)
+            continue
+        log(f"{channel.spacecraft} {channel.name}")
+        rows += run_channel(channel, *arrays, specs, args.seed, policy)
+    if not rows:
+        parser.error(f"no channel of {args.data_dir / LABELS_FILE} found in {args.data_dir}")
+    frame = pd.DataFrame(rows)
+    summaries = {
+        spacecraft: summary(frame, spacecraft, args.published_dir)
+        for spacecraft in frame["spacecraft"].unique()
+    }
+    text = report(frame, summaries, args.published_dir, policy, missing)
+    tables = {"": frame, "summary": pd.concat(summaries, names=["spacecraft"]).reset_index(0)}
+    for path in write_results(args.results_dir, args.output, text, tables):
+        log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
