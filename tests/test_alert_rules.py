@@ -39,8 +39,13 @@ def promtool(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 
 def rules() -> list[dict]:
+    """Every rule of alerts.yml, recording and alerting."""
     document = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())
     return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def alerts() -> list[dict]:
+    return [rule for rule in rules() if "alert" in rule]
 
 
 def unit_tests() -> list[dict]:
@@ -70,21 +75,27 @@ def test_the_rules_pass_their_promtool_unit_tests() -> None:
 
 def test_every_rule_has_a_firing_and_a_quiet_case() -> None:
     cases = [case for test in unit_tests() for case in test["alert_rule_test"]]
-    for rule in rules():
+    for rule in alerts():
         mine = [case for case in cases if case["alertname"] == rule["alert"]]
         assert any(case.get("exp_alerts") for case in mine), f"{rule['alert']} never fires"
         assert any(not case.get("exp_alerts") for case in mine), f"{rule['alert']} always fires"
-    assert {case["alertname"] for case in cases} <= {rule["alert"] for rule in rules()}
+    assert {case["alertname"] for case in cases} <= {rule["alert"] for rule in alerts()}
 
 
 def test_the_rules_and_their_tests_use_only_exported_metrics_and_labels() -> None:
+    recorded = {rule["record"] for rule in rules() if "record" in rule}
     for rule in rules():
-        names = set(METRIC_NAME.findall(rule["expr"]))
-        assert names and names <= set(METRICS), f"{rule['alert']}: {names - set(METRICS)}"
-        for matched in re.findall(r"\bon \(([^)]*)\)", rule["expr"]):
-            assert {label.strip() for label in matched.split(",")} <= set(LABELS)
+        name = rule.get("alert") or rule["record"]
+        metrics = set(METRIC_NAME.findall(rule["expr"]))
+        assert metrics and metrics <= set(METRICS), f"{name}: {metrics - set(METRICS)}"
+        for grouped in re.findall(r"\b(?:on|by) \(([^)]*)\)", rule["expr"]):
+            assert {label.strip() for label in grouped.split(",")} <= set(LABELS), name
+    for rule in alerts():
         assert rule["labels"]["severity"] in {"warning", "critical"}
         assert {"summary", "description"} <= set(rule["annotations"])
+    # Every recorded series is used by an alert.
+    for record in recorded:
+        assert any(record in rule["expr"] for rule in alerts()), f"{record} is unused"
     for test in unit_tests():
         for item in test["input_series"]:
             name = item["series"].split("{", 1)[0]
