@@ -271,8 +271,8 @@ def test_the_image_extends_airflow_3_3_in_the_version_the_project_accepts() -> N
     accepted = re.search(r'"apache-airflow([<>=!~][^"]*)"', pyproject).group(1)
     assert match.group(1) in SpecifierSet(accepted)
     assert match.group(1).startswith("3.3.")
-    # The version of the image is the one the tests here run with.
-    assert match.group(1) == version("apache-airflow")
+    # The image's Airflow is the release line the tests here run with.
+    assert match.group(1).split(".")[:2] == version("apache-airflow").split(".")[:2]
 
 
 def test_the_image_installs_the_package_and_copies_dags_and_monitors(
