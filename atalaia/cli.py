@@ -210,6 +210,64 @@ def report(
 
 @app.command()
 @user_errors
+def evaluate(
+    path: Annotated[Path | None, typer.Argument(help="labelled CSV or Parquet file")] = None,
+    score: Annotated[
+        str, typer.Option(help="column of anomaly scores, high = anomalous")
+    ] = "score",
+    label: Annotated[str, typer.Option(help="column of labels, 1 = anomaly")] = "label",
+    flag: Annotated[
+        str | None, typer.Option(help="column of 0/1 flags; adds event and point metrics")
+    ] = None,
+    entity: Annotated[
+        str | None, typer.Option(help="column naming each row's series; events stay inside one")
+    ] = None,
+    time: Annotated[str | None, typer.Option(help="column to order rows by")] = None,
+    monitor: Annotated[
+        str | None, typer.Option(help="evaluate this monitor's stored scores against its labels")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="with --monitor: model version (default: champion)")
+    ] = None,
+    since: Annotated[str, typer.Option(help="with --monitor: from this time")] = "1970-01-01",
+    until: Annotated[str, typer.Option(help="with --monitor: until this time")] = "9999-01-01",
+    label_kind: Annotated[
+        str, typer.Option(help="with --monitor: labels of this kind mark anomalies")
+    ] = "incident",
+) -> None:
+    """Judge scores against labels: AUC-ROC, AUC-PR, event F1, point F1 and point-adjusted F1.
+
+    Give a labelled file (columns named by the options), or --monitor to evaluate the
+    monitor's stored scores and flags against its labels.
+    """
+    from atalaia.evaluation import evaluate_scores
+    from atalaia.labelled import model_version, read_labelled_file, stored_labelled_scores
+
+    if (path is None) == (monitor is None):
+        raise AtalaiaError("give either a labelled file or --monitor")
+    if path is not None:
+        frame = read_labelled_file(path, score, label, flag, entity, time)
+        title = str(path)
+    else:
+        settings = Settings.from_env()
+        config = _monitor(monitor, settings)
+        with transaction(store.require_current(settings.store_url)) as session:
+            model = model_version(session, config.name, version)
+            frame = stored_labelled_scores(session, model, as_utc(since), as_utc(until), label_kind)
+        title = f"{config.name}: version {model.version} against its {label_kind!r} labels"
+        if frame.empty:
+            raise NotFoundError(f"{title}: no stored scores from {since} until {until}")
+    try:
+        result = evaluate_scores(
+            frame["label"], frame["score"], frame.get("flag"), frame.get("entity")
+        )
+    except ValueError as exc:
+        raise AtalaiaError(f"{title}: {exc}") from exc
+    console.print(_evaluation_table(result, frame, title))
+
+
+@app.command()
+@user_errors
 def demo() -> None:
     """Generate sample server metrics and run the whole pipeline on them (no servers)."""
     from atalaia.demo import run_demo, steps
@@ -243,6 +301,26 @@ def _events_table(rows: list, title: str) -> Table:
             "yes" if event.is_open else "",
             features,
         )
+    return table
+
+
+def _evaluation_table(report: Any, frame: Any, title: str) -> Table:
+    """Threshold-free metrics, then event and point metrics of the flags, one per line."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("rows", str(len(frame)))
+    table.add_row("labelled anomalous rows", str(int(frame["label"].sum())))
+    table.add_row("AUC-ROC", f"{report.auc_roc:.3f}")
+    table.add_row("AUC-PR", f"{report.auc_pr:.3f}")
+    if report.events is not None:
+        events, points = report.events, report.points
+        table.add_row("flagged rows", str(int(frame["flag"].sum())))
+        table.add_row("events TP / FP / FN", f"{events.tp} / {events.fp} / {events.fn}")
+        table.add_row("event precision / recall", f"{events.precision:.3f} / {events.recall:.3f}")
+        table.add_row("event F1", f"{events.f1:.3f}")
+        table.add_row("point F1", f"{points.f1:.3f}")
+        table.add_row("point-adjusted F1 (inflated)", f"{points.f1_point_adjusted:.3f}")
     return table
 
 

@@ -255,20 +255,37 @@ class EvaluationReport:
 
 
 def evaluate_scores(
-    y_true: ArrayLike, scores: ArrayLike, flags: ArrayLike | None = None
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    flags: ArrayLike | None = None,
+    groups: ArrayLike | None = None,
 ) -> EvaluationReport:
-    """AUC-ROC and AUC-PR of ``scores``; with ``flags``, also event counts and point F1s."""
+    """AUC-ROC and AUC-PR of ``scores``; with ``flags``, also event counts and point F1s.
+
+    ``groups`` (e.g. each row's entity) keeps events and point adjustment inside each
+    group's rows, which must be in time order within the group; event counts are summed.
+    """
     report = EvaluationReport(auc_roc=auc_roc(y_true, scores), auc_pr=auc_pr(y_true, scores))
     if flags is None:
         return report
     labels = _binary(y_true, "y_true")
     flagged = _binary(flags, "flags")
     _same_length(labels, flagged, "flags")
+    keys = np.zeros(len(labels)) if groups is None else np.asarray(groups)
+    _same_length(labels, keys, "groups")
+    events = EventCounts()
+    adjusted = np.zeros_like(flagged)
+    for key in np.unique(keys):
+        rows = np.flatnonzero(keys == key)
+        truth, found = labels[rows], flagged[rows]
+        events += event_counts(flags_to_events(truth), flags_to_events(found))
+        adjusted[rows] = point_adjust(truth, found)
+    plain = _point_scores(labels, flagged)
     return EvaluationReport(
         auc_roc=report.auc_roc,
         auc_pr=report.auc_pr,
-        events=event_counts(flags_to_events(labels), flags_to_events(flagged)),
-        points=point_metrics(labels, flagged),
+        events=events,
+        points=PointMetrics(*plain, *_point_scores(labels, adjusted)),
     )
 
 
