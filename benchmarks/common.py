@@ -302,6 +302,7 @@ class Calibrated:
 
     scores: np.ndarray
     p_values: np.ndarray
+    log_p_values: np.ndarray  # exact where p underflows, so it keeps ranking far-out rows
     flags: np.ndarray
     fit_rows: int
     calibration_rows: int
@@ -325,10 +326,12 @@ def fit_calibrated(
         )
     fitted = fit_and_score(spec, train[:n_fit], [train[n_fit:], test], seed)
     calibrator = ConformalCalibrator(alpha=policy.alpha).fit(fitted.scores[0])
-    p_values = calibrator.p_values(fitted.scores[1])
+    log_p_values = calibrator.log_p_values(fitted.scores[1])
+    p_values = np.exp(log_p_values)
     return Calibrated(
         scores=fitted.scores[1],
         p_values=p_values,
+        log_p_values=log_p_values,
         flags=calibrator.flags(p_values),
         fit_rows=n_fit,
         calibration_rows=n_calibration,

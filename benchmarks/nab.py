@@ -1,0 +1,249 @@
+"""The Numenta Anomaly Benchmark: NAB scores and Orion event F1 per category.
+
+    .venv/bin/python -m benchmarks.nab [--data-dir DIR] [--detectors gmm,pyod.IForest]
+
+Each file's probationary rows (NAB's first 15%, at most 750) are its training data: the
+detector is fitted and calibrated there (see ``CalibrationPolicy``) and scores the rest.
+The NAB score sweeps one threshold over the whole corpus, so it needs one scale for every
+file: it gets ``-log(p)`` of each row's conformal p-value. Event F1 counts the calibrated
+flags after the probation against NAB's windows, as Orion counts events.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from atalaia.evaluation import markdown_table
+from atalaia.nab import (
+    load_corpus,
+    load_profiles,
+    load_published,
+    load_windows,
+    probationary_length,
+    score_corpus,
+    window_rows,
+)
+from benchmarks.common import (
+    CalibrationPolicy,
+    DetectorFailure,
+    DetectorSpec,
+    argument_parser,
+    default_data_dir,
+    failed_series,
+    fit_calibrated,
+    log,
+    provenance,
+    published_orion_rows,
+    records,
+    series_metrics,
+    setup,
+    summarise_series,
+    write_results,
+)
+
+# NAB category -> the column of Orion's published F1 table.
+ORION_CATEGORIES = {
+    "artificialWithAnomaly": "Art",
+    "realAdExchange": "AdEx",
+    "realAWSCloudwatch": "AWS",
+    "realTraffic": "Traf",
+    "realTweets": "Tweet",
+}
+# Below every -log(p) (which is >= 0): a failed file never fires at a threshold above it.
+NEVER_FIRES = -1.0
+PROFILE_COLUMNS = {
+    "standard": "standard",
+    "reward_low_FP_rate": "low FP",
+    "reward_low_FN_rate": "low FN",
+}
+
+
+def run_file(
+    file: str,
+    frame: pd.DataFrame,
+    windows: list,
+    specs: list[DetectorSpec],
+    seed: int,
+    policy: CalibrationPolicy,
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Result rows per detector for one file, and each detector's NAB anomaly scores."""
+    values = frame[["value"]].to_numpy(np.float64)
+    probation = probationary_length(len(values))
+    windows_after = [
+        (max(start, probation) - probation, end - probation)
+        for start, end in window_rows(pd.Index(frame["timestamp"]), windows, file)
+        if end >= probation
+    ]
+    rows, nab_scores = [], {}
+    for spec in specs:
+        row = {
+            "category": file.split("/")[0],
+            "file": file,
+            "detector": spec.label,
+            "rows": len(values),
+            "probation_rows": probation,
+        }
+        try:
+            run = fit_calibrated(spec, values[:probation], values, seed, policy)
+        except DetectorFailure as failure:
+            rows.append(row | failed_series(windows_after, failure))
+            nab_scores[spec.label] = np.full(len(values), NEVER_FIRES)
+            continue
+        nab_scores[spec.label] = -run.log_p_values
+        rows.append(
+            row
+            | {"fit_rows": run.fit_rows, "calibration_rows": run.calibration_rows}
+            | series_metrics(run.scores[probation:], run.flags[probation:], windows_after)
+            | {"fit_seconds": run.fit_seconds, "score_seconds": run.score_seconds}
+        )
+    return rows, nab_scores
+
+
+def nab_table(
+    corpus: dict[str, pd.DataFrame],
+    scores: dict[str, dict[str, np.ndarray]],
+    nab_dir: Path,
+) -> pd.DataFrame:
+    """Per detector and profile: the NAB score at the best corpus-wide threshold."""
+    windows, profiles = load_windows(nab_dir), load_profiles(nab_dir)
+    rows = []
+    for detector, by_file in scores.items():
+        inputs = {file: (corpus[file]["timestamp"], by_file[file]) for file in by_file}
+        for name, result in score_corpus(inputs, windows, profiles).items():
+            rows.append(
+                {
+                    "detector": detector,
+                    "profile": name,
+                    "score": result.score,
+                    "threshold": result.threshold,
+                    "detected_windows": result.detected_windows,
+                    "missed_windows": result.missed_windows,
+                    "false_positive_rows": result.false_positives,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def scoreboard(nab: pd.DataFrame, nab_dir: Path) -> str:
+    """Our NAB scores beside the published scoreboard, best standard score first."""
+    ours = nab.pivot(index="detector", columns="profile", values="score")
+    rows = [
+        {"detector": detector} | {PROFILE_COLUMNS[p]: ours.at[detector, p] for p in PROFILE_COLUMNS}
+        for detector in dict.fromkeys(nab["detector"])
+    ]
+    published = [
+        {"detector": f"NAB {name} (published)"}
+        | {PROFILE_COLUMNS[p]: scores.get(p) for p in PROFILE_COLUMNS}
+        for name, scores in load_published(nab_dir).items()
+    ]
+    published.sort(key=lambda row: -(row["standard"] or 0.0))
+    return markdown_table(rows + published, ["detector", *PROFILE_COLUMNS.values()], ".1f")
+
+
+def by_category(rows: pd.DataFrame, metric: str) -> list[dict]:
+    """One row per detector: ``metric`` per category, over Orion's five, and over all files."""
+    per_category = summarise_series(rows, ["detector", "category"])
+    orion_five = summarise_series(rows[rows["category"].isin(ORION_CATEGORIES)], ["detector"])
+    every_file = summarise_series(rows, ["detector"])
+    table = []
+    for detector in dict.fromkeys(rows["detector"]):
+        mine = per_category[per_category["detector"] == detector].set_index("category")
+        row = {"detector": detector}
+        row |= {
+            ORION_CATEGORIES.get(category, category): mine.at[category, metric]
+            for category in mine.index
+        }
+        row["Orion's five"] = orion_five.set_index("detector").at[detector, metric]
+        row["all files"] = every_file.set_index("detector").at[detector, metric]
+        table.append(row)
+    return records(pd.DataFrame(table))
+
+
+def counts_by_category(rows: pd.DataFrame) -> list[dict]:
+    """``TP / FP / FN`` cells, laid out like :func:`by_category`."""
+    tables = {name: by_category(rows, name) for name in ("tp", "fp", "fn")}
+    return [
+        {
+            key: value if key == "detector" else f"{value} / {fp[key]} / {fn[key]}"
+            for key, value in tp.items()
+        }
+        for tp, fp, fn in zip(tables["tp"], tables["fp"], tables["fn"], strict=True)
+    ]
+
+
+def report(
+    rows: pd.DataFrame,
+    nab: pd.DataFrame,
+    nab_dir: Path,
+    published_dir: Path,
+    policy: CalibrationPolicy,
+) -> str:
+    """The markdown results page."""
+    f1 = by_category(rows, "event_f1")
+    columns = list(f1[0])
+    orion = published_orion_rows(published_dir, {ours: ours for ours in ORION_CATEGORIES.values()})
+    text = [
+        "# NAB: NAB scores and Orion event F1 per category\n",
+        provenance(),
+        "- protocol: each file's probationary part (NAB's first 15%, at most 750 rows) is its "
+        f"training data, the rest is scored; {policy.describe()}.",
+        "- each time step's value is one row (a window of 1): a detector sees no context, so "
+        "it can only find values unusual in themselves, not unusual changes.",
+        "- NAB score: the anomaly score is -log of the conformal p-value (one scale for "
+        "every file), the threshold swept over the whole corpus as NAB does; a file a "
+        "detector failed on counts as never firing.",
+        "- event F1: TP/FP/FN summed over the files of a category, after the probation, "
+        "against NAB's windows; a failed file counts its windows as missed. Orion scores "
+        "its pipelines on whole signals without a probation, so the comparison is rough.",
+        "\n## NAB score (standard / low FP / low FN)\n",
+        scoreboard(nab, nab_dir),
+        "\n## Event F1 per category\n",
+        markdown_table(f1 + orion, columns),
+        "\n## Event counts per category (TP / FP / FN)\n",
+        markdown_table(counts_by_category(rows), columns),
+        "\n## Mean AUC-PR per category (rows after the probation, files with windows)\n",
+        markdown_table(by_category(rows, "auc_pr"), columns),
+    ]
+    failures = rows[rows["error"].notna()] if "error" in rows else rows.iloc[:0]
+    if not failures.empty:
+        text += [
+            "\n## Failures\n",
+            markdown_table(records(failures), ["file", "detector", "error"]),
+        ]
+    return "\n".join(text) + "\n"
+
+
+def main() -> None:
+    """Run the benchmark and write ``benchmarks/results/nab.md`` and its CSVs."""
+    parser = argument_parser(__doc__.splitlines()[0], "nab")
+    parser.add_argument("--alpha", type=float, default=CalibrationPolicy.alpha)
+    parser.add_argument("--calibration-fraction", type=float, default=CalibrationPolicy.fraction)
+    parser.add_argument("--published-dir", type=Path, default=default_data_dir() / "published")
+    parser.add_argument("--output", default="nab", help="results file name, without suffix")
+    args = parser.parse_args()
+    specs = setup(args)
+    policy = CalibrationPolicy(alpha=args.alpha, fraction=args.calibration_fraction)
+    corpus, windows = load_corpus(args.data_dir), load_windows(args.data_dir)
+    if not corpus:
+        parser.error(f"no data/<category>/<file>.csv in {args.data_dir}")
+    rows: list[dict] = []
+    scores: dict[str, dict[str, np.ndarray]] = {spec.label: {} for spec in specs}
+    for file, frame in corpus.items():
+        log(file)
+        file_rows, file_scores = run_file(file, frame, windows[file], specs, args.seed, policy)
+        rows += file_rows
+        for detector, values in file_scores.items():
+            scores[detector][file] = values
+    frame = pd.DataFrame(rows)
+    nab = nab_table(corpus, scores, args.data_dir)
+    text = report(frame, nab, args.data_dir, args.published_dir, policy)
+    tables = {"": frame, "scores": nab}
+    for path in write_results(args.results_dir, args.output, text, tables):
+        log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
