@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import inspect
 import math
 import os
@@ -49,6 +50,8 @@ from detectors import ConformalCalibrator
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
+# The code a result depends on, for its provenance.
+CODE_DIRS = ("atalaia", "benchmarks", "detectors")
 PYOD_PREFIX = "pyod."
 # PyOD's own models run beside ours on every benchmark.
 BASELINES = (
@@ -493,23 +496,30 @@ def argument_parser(description: str, data_subdir: str) -> argparse.ArgumentPars
 
 
 def setup(args: argparse.Namespace) -> list[DetectorSpec]:
-    """Apply ``--threads``; return the specs of ``--detectors``, else the default list."""
+    """Note the run's provenance and apply ``--threads``; return the specs of
+    ``--detectors``, else the default list."""
+    provenance()
     limit_threads(args.threads)
     return args.detectors or default_specs()
 
 
-def provenance() -> str:
-    """Markdown lines saying when, with what command, code and libraries a result was made."""
+def _git(*args: str) -> str:
+    """The output of a git command in the repository, as is ("" when git fails)."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+        return ""
+    return done.stdout
+
+
+@functools.cache
+def provenance() -> str:
+    """Markdown lines saying when, with what command, code and libraries a run started."""
+    commit = _git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_DIRS)
+    if changed:
+        files = ", ".join(line[3:] for line in changed.splitlines())
+        commit += f" plus uncommitted changes to {files}"
     libraries = ", ".join(
         f"{name} {version(name)}" for name in ("numpy", "scikit-learn", "pyod", "torch")
     )
@@ -517,7 +527,7 @@ def provenance() -> str:
     program = f"python -m {main_spec.name}" if main_spec else sys.argv[0]
     command = " ".join([program, *sys.argv[1:]])
     return (
-        f"- run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, `{command}`\n"
+        f"- run started {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit}: `{command}`\n"
         f"- machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; {libraries}\n"
     )
 

@@ -75,10 +75,10 @@ def protocol_list(text: str) -> list[str]:
     return protocols
 
 
-def data_name(path: Path) -> str:
-    """ADBench's name of a set: ``22_magic.gamma.npz`` -> ``magic.gamma``."""
-    number, _, name = path.stem.partition("_")
-    return name if number.isdigit() and name else path.stem
+def data_name(stem: str) -> str:
+    """ADBench's name of a set from its file stem: ``22_magic.gamma`` -> ``magic.gamma``."""
+    number, _, name = stem.partition("_")
+    return name if number.isdigit() and name else stem
 
 
 def data_files(data_dir: Path, wanted: list[str] | None) -> list[Path]:
@@ -90,8 +90,8 @@ def data_files(data_dir: Path, wanted: list[str] | None) -> list[Path]:
     )
     if wanted is None:
         return files
-    chosen = [path for path in files if path.stem in wanted or data_name(path) in wanted]
-    unknown = set(wanted) - {path.stem for path in chosen} - {data_name(p) for p in chosen}
+    chosen = [path for path in files if path.stem in wanted or data_name(path.stem) in wanted]
+    unknown = set(wanted) - {path.stem for path in chosen} - {data_name(p.stem) for p in chosen}
     if unknown:
         raise SystemExit(f"no such file in {data_dir}: {', '.join(sorted(unknown))}")
     return chosen
@@ -221,7 +221,7 @@ def per_file_table(
             value = getattr(result, metric)
             row[result.detector] = "fail" if pd.isna(value) else float(value)
             if with_published and result.detector in beside:
-                name = data_name(Path(file))
+                name = data_name(file)
                 row[f"ADBench {beside[result.detector]}"] = (
                     float(published.at[name, beside[result.detector]])
                     if name in published.index
@@ -237,7 +237,7 @@ def published_means(
     """ADBench's mean AUC-ROC of each baseline over the files run here, beside ours."""
     if published is None:
         return []
-    files = [data_name(Path(f)) for f in results["file"].unique()]
+    files = [data_name(stem) for stem in results["file"].unique()]
     known = [name for name in files if name in published.index]
     return [
         {
