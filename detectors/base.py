@@ -4,13 +4,18 @@ scikit-learn conventions: the constructor only stores parameters, learned attrib
 ``_``, ``fit`` returns ``self``. ``score_samples`` is a log-likelihood (higher = more normal),
 ``decision_function`` an anomaly score (higher = more anomalous), ``attribute`` each feature's
 contribution to the anomaly score. ``save``/``load`` write JSON and ``.npz`` arrays only.
+
+Missing values (NaN) are refused unless the class says how it handles them in
+``missing_values``: ``"marginalise"`` (the score and attribution cover the observed features
+exactly) or ``"impute"`` (missing features are filled in from the training distribution;
+``imputed_rows`` marks the rows this happened to). Infinite values are always refused.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,17 +30,23 @@ WEIGHTS_FILE = "weights.npz"
 FORMAT = "atalaia-detector"
 FORMAT_VERSION = 1
 
+MissingValues = Literal["reject", "marginalise", "impute"]
+
 
 class Detector(BaseEstimator):
     """Base class: input checks, the score directions, and saving without pickle."""
 
     kind: ClassVar[str]
+    # How NaN features are handled; "reject" refuses them with an error naming the columns.
+    missing_values: ClassVar[MissingValues] = "reject"
+    # Whether ``attribute`` works; when False it raises AttributionUnavailable.
+    has_attribution: ClassVar[bool] = True
 
     # -- to implement ------------------------------------------------------------------
 
     @abstractmethod
     def _fit(self, X: np.ndarray) -> None:
-        """Learn from normal rows (validated float64, no NaN)."""
+        """Learn from normal rows (validated float64; NaN only if ``missing_values`` allows)."""
 
     @abstractmethod
     def _score_samples(self, X: np.ndarray) -> np.ndarray:
@@ -54,6 +65,14 @@ class Detector(BaseEstimator):
         """Restore the learned arrays."""
 
     # -- the contract ------------------------------------------------------------------
+
+    @classmethod
+    def _create(cls, kind: str, params: dict[str, Any]) -> Detector:
+        """A new detector of ``kind`` (as ``detectors.create`` was called); unknown params raise."""
+        unknown = set(params) - set(cls._get_param_names())
+        if unknown:
+            raise ValueError(f"detector {kind!r} has no parameter(s) {', '.join(sorted(unknown))}")
+        return cls(**params)
 
     def fit(self, X: np.ndarray | pd.DataFrame, y: Any = None) -> Detector:
         """Learn what normal rows look like; ``y`` is ignored."""
@@ -78,6 +97,17 @@ class Detector(BaseEstimator):
         """Each feature's contribution to each row's anomaly score, shape (n_rows, n_features)."""
         return self._attribute(self._as_array(X))
 
+    def imputed_rows(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Which rows' scores rest on imputed values (boolean, one per row).
+
+        True only for detectors that impute (``missing_values == "impute"``) and rows with a
+        missing feature; marginalising detectors score such rows exactly and return False.
+        """
+        values = self._as_array(X)
+        if self.missing_values != "impute":
+            return np.zeros(len(values), dtype=bool)
+        return np.isnan(values).any(axis=1)
+
     @property
     def feature_names(self) -> list[str]:
         """The names of the features seen at fit (``x0``, ``x1``, ... for arrays)."""
@@ -91,6 +121,7 @@ class Detector(BaseEstimator):
     def save(self, path: str | Path) -> Path:
         """Write the fitted detector to folder ``path`` as JSON and ``.npz``; return the folder."""
         self._check_fitted()
+        arrays = self._weights()  # first, so a model that cannot be saved leaves no files
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         write_json(
@@ -104,7 +135,7 @@ class Detector(BaseEstimator):
                 "named_features": hasattr(self, "feature_names_in_"),
             },
         )
-        write_arrays(folder / WEIGHTS_FILE, self._weights())
+        write_arrays(folder / WEIGHTS_FILE, arrays)
         return folder
 
     @classmethod
@@ -144,12 +175,23 @@ class Detector(BaseEstimator):
             raise ValueError(f"need at least 2 rows to fit, got {values.shape[0]}")
         if not fitting and values.shape[1] != self.n_features_in_:
             raise ValueError(f"expected {self.n_features_in_} features, got {values.shape[1]}")
-        bad = ~np.isfinite(values)
+        self._check_values(values, X, fitting)
+        return values
+
+    def _check_values(self, values: np.ndarray, X: Any, fitting: bool) -> None:
+        """Refuse infinite values always, NaN unless this detector handles missing values."""
+        if self.missing_values == "reject":
+            self._refuse(~np.isfinite(values), X, "NaN or infinite values")
+            return
+        self._refuse(np.isinf(values), X, "infinite values")
+        if fitting:
+            self._refuse(np.isnan(values).all(axis=0, keepdims=True), X, "no observed values")
+
+    def _refuse(self, bad: np.ndarray, X: Any, problem: str) -> None:
         if bad.any():
             columns = sorted(set(np.nonzero(bad)[1].tolist()))
             names = [self._name_of(i, X) for i in columns]
-            raise ValueError(f"NaN or infinite values in feature(s): {', '.join(names)}")
-        return values
+            raise ValueError(f"{problem} in feature(s): {', '.join(names)}")
 
     def _name_of(self, index: int, X: Any) -> str:
         if isinstance(X, pd.DataFrame):

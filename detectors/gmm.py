@@ -4,6 +4,11 @@ Score: the negative log-likelihood of a row. Attribution: each feature's conditi
 log-likelihood given all the other features, ``-log p(x_j | x_-j)``, computed exactly from the
 mixture (each component's Gaussian conditional, reweighted by how well the other features fit
 that component).
+
+Missing values are marginalised exactly: a row with NaN features is scored by the mixture's
+marginal over its observed features (each component's Gaussian restricted to them), and its
+attribution covers the observed features, 0 for the missing ones. Fitting uses the rows without
+missing values (standardisation uses every observed value).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class GaussianMixtureDetector(Detector):
     """
 
     kind = "gmm"
+    missing_values = "marginalise"
 
     def __init__(
         self,
@@ -61,10 +67,15 @@ class GaussianMixtureDetector(Detector):
     # -- fitting -----------------------------------------------------------------------
 
     def _fit(self, X: np.ndarray) -> None:
-        self.center_ = X.mean(axis=0)
-        scale = X.std(axis=0)
+        self.center_ = np.nanmean(X, axis=0)
+        scale = np.nanstd(X, axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        Z = (X - self.center_) / self.scale_
+        complete = X[~np.isnan(X).any(axis=1)]
+        if len(complete) < 2:
+            raise ValueError(
+                f"need at least 2 rows without missing values to fit a mixture, got {len(complete)}"
+            )
+        Z = (complete - self.center_) / self.scale_
         size = self.n_components or self._size_by_bic(Z)
         mixture = self._mixture(size).fit(Z)
         self.weights_ = mixture.weights_
@@ -101,52 +112,44 @@ class GaussianMixtureDetector(Detector):
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         return (X - self.center_) / self.scale_
 
-    def _component_log_densities(self, Z: np.ndarray) -> np.ndarray:
-        """log N_k(z) for every row and component, shape (n, K)."""
-        n, d = Z.shape
-        out = np.empty((n, len(self.weights_)))
-        for k, (mean, chol) in enumerate(zip(self.means_, self.precisions_cholesky_, strict=True)):
-            y = (Z - mean) @ chol
-            log_det = np.log(np.diagonal(chol)).sum()
-            out[:, k] = -0.5 * (d * LOG_2PI + np.einsum("ij,ij->i", y, y)) + log_det
-        return out
-
     def _score_samples(self, X: np.ndarray) -> np.ndarray:
-        jacobian = np.log(self.scale_).sum()
-        scores = np.empty(len(X))
-        for start in range(0, len(X), CHUNK):
-            Z = self._standardise(X[start : start + CHUNK])
-            joint = self._component_log_densities(Z) + np.log(self.weights_)
-            scores[start : start + CHUNK] = logsumexp(joint, axis=1) - jacobian
+        scores = np.zeros(len(X))
+        log_weights = np.log(self.weights_)
+        for rows, observed in _rows_by_observed_features(X):
+            means, chols = self._marginal(observed)
+            jacobian = np.log(self.scale_[observed]).sum()
+            for chunk in _chunks(rows):
+                Z = self._standardise(X[chunk])[:, observed]
+                joint = _component_log_densities(Z, means, chols) + log_weights
+                scores[chunk] = logsumexp(joint, axis=1) - jacobian
         return scores
 
     def _attribute(self, X: np.ndarray) -> np.ndarray:
-        """-log p(x_j | x_-j) per feature, in standardised units (comparable across features)."""
-        out = np.empty(X.shape)
+        """-log p(x_j | x_-j) per observed feature, in standardised units (comparable across
+        features); 0 for missing features."""
+        out = np.zeros(X.shape)
         log_weights = np.log(self.weights_)
-        for start in range(0, len(X), CHUNK):
-            Z = self._standardise(X[start : start + CHUNK])
-            joint = self._component_log_densities(Z) + log_weights  # (n, K)
-            # log w_k + log N_k(z_-j) = joint_k - log N_k(z_j | z_-j), for every j: (n, K, d)
-            others = joint[:, :, None] - self._conditional_log_densities(Z)
-            out[start : start + CHUNK] = (
-                logsumexp(others, axis=1) - logsumexp(joint, axis=1)[:, None]
-            )
+        for rows, observed in _rows_by_observed_features(X):
+            means, chols = self._marginal(observed)
+            columns = np.flatnonzero(observed)
+            for chunk in _chunks(rows):
+                Z = self._standardise(X[chunk])[:, observed]
+                joint = _component_log_densities(Z, means, chols) + log_weights  # (n, K)
+                # log w_k + log N_k(z_-j) = joint_k - log N_k(z_j | z_-j), for every j: (n, K, d)
+                others = joint[:, :, None] - _conditional_log_densities(Z, means, chols)
+                contributions = logsumexp(others, axis=1) - logsumexp(joint, axis=1)[:, None]
+                out[_rows_columns(chunk, columns)] = contributions
         return out
 
-    def _conditional_log_densities(self, Z: np.ndarray) -> np.ndarray:
-        """log N_k(z_j | z_-j) for every row, component and feature, shape (n, K, d).
-
-        With precision matrix P_k, the conditional of z_j given the rest has variance
-        1 / P_jj and residual (P (z - mu))_j / P_jj.
-        """
-        out = np.empty((len(Z), len(self.weights_), Z.shape[1]))
-        for k, (mean, chol) in enumerate(zip(self.means_, self.precisions_cholesky_, strict=True)):
-            precision = chol @ chol.T
-            diagonal = np.diagonal(precision)
-            projected = (Z - mean) @ precision
-            out[:, k, :] = -0.5 * LOG_2PI + 0.5 * np.log(diagonal) - 0.5 * projected**2 / diagonal
-        return out
+    def _marginal(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Means and precision Cholesky factors of every component over ``observed`` features."""
+        if observed.all():
+            return self.means_, self.precisions_cholesky_
+        chols = []
+        for chol in self.precisions_cholesky_:
+            covariance = np.linalg.inv(chol @ chol.T)[np.ix_(observed, observed)]
+            chols.append(np.linalg.cholesky(np.linalg.inv(covariance)))
+        return self.means_[:, observed], np.stack(chols)
 
     # -- persistence -------------------------------------------------------------------
 
@@ -163,3 +166,60 @@ class GaussianMixtureDetector(Detector):
         self.center_, self.scale_ = weights["center"], weights["scale"]
         self.weights_, self.means_ = weights["weights"], weights["means"]
         self.precisions_cholesky_ = weights["precisions_cholesky"]
+
+
+def _component_log_densities(Z: np.ndarray, means: np.ndarray, chols: np.ndarray) -> np.ndarray:
+    """log N_k(z) for every row and component, shape (n, K); ``chols`` factor the precisions."""
+    n, d = Z.shape
+    out = np.empty((n, len(means)))
+    for k, (mean, chol) in enumerate(zip(means, chols, strict=True)):
+        y = (Z - mean) @ chol
+        log_det = np.log(np.abs(np.diagonal(chol))).sum()
+        out[:, k] = -0.5 * (d * LOG_2PI + np.einsum("ij,ij->i", y, y)) + log_det
+    return out
+
+
+def _conditional_log_densities(Z: np.ndarray, means: np.ndarray, chols: np.ndarray) -> np.ndarray:
+    """log N_k(z_j | z_-j) for every row, component and feature, shape (n, K, d).
+
+    With precision matrix P_k, the conditional of z_j given the rest has variance
+    1 / P_jj and residual (P (z - mu))_j / P_jj.
+    """
+    out = np.empty((len(Z), len(means), Z.shape[1]))
+    for k, (mean, chol) in enumerate(zip(means, chols, strict=True)):
+        precision = chol @ chol.T
+        diagonal = np.diagonal(precision)
+        projected = (Z - mean) @ precision
+        out[:, k, :] = -0.5 * LOG_2PI + 0.5 * np.log(diagonal) - 0.5 * projected**2 / diagonal
+    return out
+
+
+def _rows_by_observed_features(X: np.ndarray) -> list[tuple[slice | np.ndarray, np.ndarray]]:
+    """Rows grouped by which features they observe: (rows, observed mask) per group.
+
+    Without missing values this is one group, every row and feature, as a slice (no copy).
+    Rows missing every feature are left out (their log-likelihood is 0: nothing observed).
+    """
+    missing = np.isnan(X)
+    if not missing.any():
+        return [(slice(0, len(X)), np.ones(X.shape[1], dtype=bool))]
+    patterns, group = np.unique(missing, axis=0, return_inverse=True)
+    return [
+        (np.flatnonzero(group.ravel() == g), ~pattern)
+        for g, pattern in enumerate(patterns)
+        if not pattern.all()
+    ]
+
+
+def _chunks(rows: slice | np.ndarray) -> list[slice | np.ndarray]:
+    """``rows`` cut into pieces of at most CHUNK rows."""
+    if isinstance(rows, slice):
+        return [slice(i, min(i + CHUNK, rows.stop)) for i in range(rows.start, rows.stop, CHUNK)]
+    return [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
+
+
+def _rows_columns(rows: slice | np.ndarray, columns: np.ndarray) -> tuple:
+    """An index selecting ``columns`` of ``rows`` for assignment."""
+    if isinstance(rows, slice):
+        return rows, columns
+    return np.ix_(rows, columns)
