@@ -1,0 +1,161 @@
+"""The detector contract, checked for every registered kind (and PyOD models through the adapter).
+
+Each kind is fitted once per module on a small correlated data set, with the short training
+budgets of ``FAST`` so the suite stays quick; a kind without an entry runs with its defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import detectors
+from detectors import Detector
+
+# Short budgets for tests; the defaults are for real data.
+TORCH_FAST = {"max_epochs": 25, "hidden_size": 32}
+FAST: dict[str, dict] = {
+    "gmm": {"max_components": 3},
+    "vae": TORCH_FAST,
+    "made": TORCH_FAST,
+    "gan": TORCH_FAST,
+    "pyod:IForest": {"n_estimators": 50, "random_state": 0},
+}
+# PyOD models through the adapter whose own scores are batch independent and saveable.
+PYOD_KINDS = ["pyod:IForest", "pyod:PCA"]
+KINDS = detectors.available() + PYOD_KINDS
+N_FEATURES = 4
+
+
+def make(kind: str, **params) -> Detector:
+    return detectors.create(kind, **{**FAST.get(kind, {}), **params})
+
+
+def correlated_rows(n: int, seed: int) -> np.ndarray:
+    """Rows near a 2-D plane in 4-D, with features on different scales."""
+    rng = np.random.default_rng(seed)
+    mixing = np.array([[1.0, 0.5, -0.3, 2.0], [0.0, 1.0, 0.8, -1.0]])
+    rows = rng.normal(size=(n, 2)) @ mixing + 0.1 * rng.normal(size=(n, N_FEATURES))
+    return rows * np.array([1.0, 10.0, 0.1, 100.0]) + np.array([0.0, 5.0, -1.0, 1000.0])
+
+
+@pytest.fixture(scope="module")
+def train() -> np.ndarray:
+    return correlated_rows(300, seed=0)
+
+
+@pytest.fixture(scope="module")
+def test_rows() -> np.ndarray:
+    return correlated_rows(60, seed=1)
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def fitted(request: pytest.FixtureRequest, train: np.ndarray) -> Detector:
+    return make(request.param).fit(train)
+
+
+def test_scores_and_attribution_have_the_right_shapes(
+    fitted: Detector, test_rows: np.ndarray
+) -> None:
+    scores = fitted.score_samples(test_rows)
+    assert scores.shape == (len(test_rows),)
+    assert np.isfinite(scores).all()
+    np.testing.assert_array_equal(fitted.decision_function(test_rows), -scores)
+    if fitted.has_attribution:
+        contributions = fitted.attribute(test_rows)
+        assert contributions.shape == test_rows.shape
+        assert np.isfinite(contributions).all()
+    else:
+        with pytest.raises(detectors.AttributionUnavailable):
+            fitted.attribute(test_rows)
+
+
+def test_a_far_outlier_scores_above_every_training_row(fitted: Detector, train: np.ndarray) -> None:
+    outlier = train.mean(axis=0) + 20 * train.std(axis=0) * np.array([1, -1, 1, -1])
+    assert fitted.decision_function(outlier[None, :])[0] > fitted.decision_function(train).max()
+
+
+def test_save_and_load_give_identical_scores(
+    fitted: Detector, test_rows: np.ndarray, tmp_path: Path
+) -> None:
+    loaded = detectors.load(fitted.save(tmp_path / "model"))
+    assert type(loaded) is type(fitted)
+    assert loaded.kind == fitted.kind
+    assert loaded.get_params() == fitted.get_params()
+    np.testing.assert_array_equal(loaded.score_samples(test_rows), fitted.score_samples(test_rows))
+    if fitted.has_attribution:
+        np.testing.assert_array_equal(loaded.attribute(test_rows), fitted.attribute(test_rows))
+
+
+def test_a_rows_score_does_not_depend_on_its_batch(fitted: Detector, test_rows: np.ndarray) -> None:
+    together = fitted.score_samples(test_rows)
+    alone = np.array([fitted.score_samples(row[None, :])[0] for row in test_rows[:10]])
+    reversed_batch = fitted.score_samples(test_rows[::-1])[::-1]
+    # float32 networks round differently with the batch's size; nothing more may differ
+    np.testing.assert_allclose(alone, together[:10], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(reversed_batch, together, rtol=1e-5, atol=1e-4)
+
+
+def test_the_same_seed_gives_the_same_scores(
+    fitted: Detector, train: np.ndarray, test_rows: np.ndarray
+) -> None:
+    again = make(fitted.kind).fit(train)
+    np.testing.assert_array_equal(again.score_samples(test_rows), fitted.score_samples(test_rows))
+
+
+def test_data_frames_are_matched_by_column_name(fitted: Detector, train: np.ndarray) -> None:
+    columns = ["a", "b", "c", "d"]
+    frame = pd.DataFrame(train, columns=columns)
+    named = make(fitted.kind).fit(frame)
+    assert named.feature_names == columns
+    shuffled = frame[["d", "b", "a", "c"]]
+    np.testing.assert_array_equal(named.score_samples(shuffled), named.score_samples(frame))
+    with pytest.raises(ValueError, match="missing feature columns: c"):
+        named.score_samples(frame.drop(columns="c"))
+
+
+def test_infinite_values_are_refused(fitted: Detector, test_rows: np.ndarray) -> None:
+    rows = test_rows.copy()
+    rows[3, 2] = np.inf
+    with pytest.raises(ValueError, match="x2"):
+        fitted.score_samples(rows)
+
+
+def test_missing_values_follow_the_detectors_policy(
+    fitted: Detector, test_rows: np.ndarray
+) -> None:
+    rows = test_rows.copy()
+    rows[[2, 5], 1] = np.nan
+    if fitted.missing_values == "reject":
+        with pytest.raises(ValueError, match="NaN or infinite values in feature\\(s\\): x1"):
+            fitted.score_samples(rows)
+        return
+    scores = fitted.score_samples(rows)
+    assert np.isfinite(scores).all()
+    complete = np.delete(np.arange(len(rows)), [2, 5])
+    np.testing.assert_allclose(
+        scores[complete], fitted.score_samples(test_rows)[complete], rtol=1e-5, atol=1e-4
+    )
+    assert np.isfinite(fitted.attribute(rows)).all()
+    expected_imputed = np.isin(np.arange(len(rows)), [2, 5]) & (fitted.missing_values == "impute")
+    np.testing.assert_array_equal(fitted.imputed_rows(rows), expected_imputed)
+
+
+def test_unknown_parameters_are_refused() -> None:
+    for kind in KINDS:
+        with pytest.raises(ValueError, match="no parameter"):
+            detectors.create(kind, no_such_parameter=1)
+
+
+def test_importing_detectors_does_not_import_torch_or_pyod() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, detectors; print('torch' in sys.modules, 'pyod' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]
