@@ -7,6 +7,7 @@ environment is wrong; settings come from ``ATALAIA_*`` environment variables.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -27,11 +28,15 @@ from storage.batches import quarantine_rows
 from storage.engine import StoreUnavailable, redact, transaction
 from storage.events import events_overlapping
 from storage.monitors import monitor_id
-from storage.registry import champion
+from storage.registry import champion, find_model, list_models
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+models_app = typer.Typer(
+    help="The model registry: versions, champion, rollback.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
 console = Console()
 
 MonitorArg = Annotated[
@@ -277,6 +282,100 @@ def demo() -> None:
         task = progress.add_task("demo", total=steps())
         report = run_demo(settings, lambda text: progress.update(task, advance=1, description=text))
     _print_demo(report, settings)
+
+
+Version = Annotated[int, typer.Argument(help="model version number")]
+Reason = Annotated[str, typer.Option(help="why, recorded with the change")]
+
+
+@models_app.command("list")
+@user_errors
+def models_list(monitor: MonitorArg) -> None:
+    """List a monitor's model versions, newest first, with status and reason."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    with transaction(store.require_current(settings.store_url)) as session:
+        identifier = monitor_id(session, config.name)
+        versions = list_models(session, identifier) if identifier is not None else []
+    if not versions:
+        raise NotFoundError(f"monitor {config.name}: no model version yet; run train first")
+    table = Table(title=f"{config.name}: model versions")
+    for column in ("version", "status", "detector", "baseline", "rows", "trained", "reason"):
+        table.add_column(column)
+    for model in versions:
+        table.add_row(
+            str(model.version),
+            model.status,
+            model.detector,
+            f"{model.baseline_start:%Y-%m-%d %H:%M} .. {model.baseline_end:%Y-%m-%d %H:%M}",
+            str(model.baseline_rows),
+            f"{model.trained_at:%Y-%m-%d %H:%M}",
+            model.status_reason,
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+@user_errors
+def models_show(monitor: MonitorArg, version: Version) -> None:
+    """Show one version's lineage, calibration and evaluation."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    with transaction(store.require_current(settings.store_url)) as session:
+        identifier = monitor_id(session, config.name)
+        model = find_model(session, identifier, version) if identifier is not None else None
+    if model is None:
+        raise NotFoundError(f"monitor {config.name}: no model version {version}")
+    fields = {
+        "status": f"{model.status}: {model.status_reason}",
+        "promoted at": model.promoted_at or "",
+        "replaced champion": model.previous_champion or "",
+        "detector": f"{model.detector} {json.dumps(model.params, sort_keys=True, default=str)}",
+        "features": ", ".join(model.features),
+        "baseline": f"{model.baseline_start} .. {model.baseline_end}",
+        "baseline rows": model.baseline_rows,
+        "baseline sha256": model.baseline_sha256,
+        "calibration": f"alpha {model.alpha}, {model.calibration_rows} rows, "
+        f"threshold {model.threshold:.4f}",
+        "artifact": f"{model.artifact_path} (sha256 {model.artifact_sha256})",
+        "code version": model.code_version,
+        "trained at": f"{model.trained_at} in {model.training_seconds:.1f} s",
+    }
+    table = Table(title=f"{config.name}: version {model.version}", show_header=False)
+    for name, value in fields.items():
+        table.add_row(name, str(value))
+    console.print(table)
+    if model.evaluation is not None:
+        console.print("evaluation against the champion:")
+        console.print_json(json.dumps(model.evaluation))
+
+
+@models_app.command("promote")
+@user_errors
+def models_promote(
+    monitor: MonitorArg, version: Version, reason: Reason = "promoted by hand"
+) -> None:
+    """Make a version the champion; the current champion is retired."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    change = jobs.promote_version(config, version, reason, settings=settings)
+    console.print(
+        f"{config.name}: version {change.champion_version} is the champion"
+        + (f" (replaced version {change.replaced_version})" if change.replaced_version else "")
+    )
+
+
+@models_app.command("rollback")
+@user_errors
+def models_rollback(monitor: MonitorArg, reason: Reason = "rolled back by hand") -> None:
+    """Retire the champion and restore the version it replaced."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    change = jobs.rollback(config, reason, settings=settings)
+    console.print(
+        f"{config.name}: version {change.champion_version} is the champion again "
+        f"(version {change.replaced_version} retired)"
+    )
 
 
 def _track(intervals: list[tuple[datetime, datetime]], what: str) -> list:

@@ -231,10 +231,14 @@ def duration(text: str) -> timedelta:
 def as_utc(value: datetime | str) -> datetime:
     """Return ``value`` (a datetime or an ISO 8601 string) as an aware UTC datetime.
 
-    A value without a time zone is taken to be UTC.
+    A value without a time zone is taken to be UTC. A datetime subclass (such as Airflow's
+    pendulum dates, whose arithmetic can drop a standard-library zone) becomes a plain one.
     """
     stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    if type(stamp) is not datetime:
+        stamp = datetime.combine(stamp.date(), stamp.timetz())
+    return stamp
 
 
 def _expand(value: Any, env: dict[str, str], origin: Path) -> Any:
