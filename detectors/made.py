@@ -73,7 +73,8 @@ class MADENetwork(nn.Module):
             current = np.broadcast_to(hidden_degrees, (n_models, hidden_size))
             layers += [MaskedLinear(_mask(current, previous, strict=False)), nn.SiLU()]
             previous = current
-        output_degrees = np.repeat(input_degrees, 3 * n_components, axis=1)
+        # outputs: [logits | means | scales], each a block of features x components
+        output_degrees = np.tile(np.repeat(input_degrees, n_components, axis=1), (1, 3))
         output = MaskedLinear(_mask(output_degrees, previous, strict=True))
         _spread_components(output, n_features, n_components, min_scale)
         layers.append(output)
@@ -81,24 +82,25 @@ class MADENetwork(nn.Module):
         self.register_buffer("order", torch.as_tensor(order))
 
     def conditionals(self, x: torch.Tensor) -> torch.Tensor:
-        """Per model, row and feature: the mixture parameters, shape (E, n, d, 3, C)."""
+        """Per model and row: logits, means and raw scales, shape (E, n, 3, d, C)."""
         n_models = self.order.shape[0]
         out = self.layers(x.expand(n_models, *x.shape))
-        return out.view(n_models, x.shape[0], x.shape[1], 3, self.n_components)
+        return out.view(n_models, x.shape[0], 3, x.shape[1], self.n_components)
 
     def feature_nll(self, x: torch.Tensor) -> torch.Tensor:
         """-log p_e(x_j | x_<j) per model, row and feature, shape (E, n, d)."""
-        params = self.conditionals(x)
-        logits, mean, raw_scale = params.unbind(dim=3)
+        logits, mean, raw_scale = self.conditionals(x).unbind(dim=2)
         log_scale = bounded_log_scale(raw_scale, self.min_scale)
-        log_mix = torch.log_softmax(logits, dim=-1)
-        z = (x[None, :, :, None] - mean) * torch.exp(-log_scale)
-        log_densities = log_mix - log_scale - 0.5 * (z**2 + LOG_2PI)
-        return -torch.logsumexp(log_densities, dim=-1)
+        nll = ((x[None, :, :, None] - mean) * torch.exp(-log_scale)).square_().mul_(0.5)
+        nll.add_(log_scale).add_(0.5 * LOG_2PI)
+        if self.n_components == 1:
+            return nll.squeeze(-1)
+        # -log sum_c pi_c N_c = logsumexp(logits) - logsumexp(logits - nll_c)
+        return torch.logsumexp(logits, dim=-1) - torch.logsumexp(logits - nll, dim=-1)
 
     def conditional_mean(self, x: torch.Tensor) -> torch.Tensor:
         """E[x_j | x_<j] under the first ordering's model, shape (n, d)."""
-        logits, mean, _ = self.conditionals(x)[0].unbind(dim=2)
+        logits, mean, _ = self.conditionals(x)[0].unbind(dim=1)
         return (torch.softmax(logits, dim=-1) * mean).sum(-1)
 
     def training_loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,10 +116,10 @@ def _spread_components(output: MaskedLinear, n_features: int, n_components: int,
     learn with, and mixtures that start on top of each other separate slowly.
     """
     with torch.no_grad():
-        bias = output.bias.view(output.bias.shape[0], n_features, 3, n_components)
-        bias[:, :, 0] = 0.0
-        bias[:, :, 1] = torch.linspace(-1.0, 1.0, n_components) if n_components > 1 else 0.0
-        bias[:, :, 2] = math.log(math.expm1(max(0.5 - floor, 1e-3)))  # softplus^-1
+        bias = output.bias.view(output.bias.shape[0], 3, n_features, n_components)
+        bias[:, 0] = 0.0
+        bias[:, 1] = torch.linspace(-1.0, 1.0, n_components) if n_components > 1 else 0.0
+        bias[:, 2] = math.log(math.expm1(max(0.5 - floor, 1e-3)))  # softplus^-1
 
 
 def _mask(out_degrees: np.ndarray, in_degrees: np.ndarray, strict: bool) -> torch.Tensor:

@@ -9,8 +9,9 @@ through ``.npz`` (never ``torch.save`` or pickle).
 
 Training budget: batches of ``clip(n_train / 10, 32, 1024)`` rows and at most ``max_steps``
 optimiser steps or ``max_epochs`` epochs, whichever comes first, so small data sets get many
-epochs and large ones a bounded cost; training stops earlier when the validation loss has not
-improved for ``patience`` epochs, and the best epoch's weights are kept.
+epochs and large ones a bounded cost; wide networks on wide data also stop at a fixed number
+of (row x parameter) products, ``COMPUTE_BUDGET``. Training stops earlier when the validation
+loss has not improved for ``patience`` epochs, and the best epoch's weights are kept.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ from torch import nn
 from detectors.base import Detector
 
 LOG_2PI = math.log(2 * math.pi)
-# Rows per forward pass when scoring.
-SCORE_CHUNK = 8192
+# Rows per forward pass when scoring: small enough that the activations stay in the CPU cache
+# (a VAE with 8 importance samples scored 2-3x faster than with 8192-row chunks).
+SCORE_CHUNK = 1024
 # Smallest and largest automatic batch sizes.
 MIN_BATCH, MAX_BATCH = 32, 1024
+# Most (rows x network parameters) one fit may pass through the network: a wide model on wide
+# data gets fewer steps (about a minute of one CPU core at most); small ones never reach it.
+COMPUTE_BUDGET = 2 * 10**11
 
 
 def pick_device(device: str) -> torch.device:
@@ -62,7 +67,7 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def mlp(sizes: list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
+def mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     """Linear layers of the given sizes with ``activation`` between them (none after the last)."""
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -110,13 +115,20 @@ class TrainingPlan:
 
     @classmethod
     def for_rows(
-        cls, n_train: int, batch_size: int | None, max_epochs: int, max_steps: int
+        cls,
+        n_train: int,
+        batch_size: int | None,
+        max_epochs: int,
+        max_steps: int,
+        n_parameters: int,
     ) -> TrainingPlan:
-        """Large batches, and as many epochs as ``max_steps`` allows up to ``max_epochs``."""
+        """Large batches, and as many epochs as ``max_steps`` and the compute budget allow,
+        up to ``max_epochs``."""
         batch = batch_size or int(np.clip(n_train // 10, MIN_BATCH, MAX_BATCH))
         batch = min(batch, n_train)
-        steps_per_epoch = math.ceil(n_train / batch)
-        epochs = max(1, min(max_epochs, max_steps // steps_per_epoch))
+        affordable = COMPUTE_BUDGET // (batch * max(n_parameters, 1))
+        steps = max(1, min(max_steps, affordable))
+        epochs = max(1, min(max_epochs, steps // math.ceil(n_train / batch)))
         return cls(batch_size=batch, max_epochs=epochs)
 
 
@@ -248,7 +260,10 @@ class TorchDetector(Detector):
         )
 
     def _plan(self, n_train: int) -> TrainingPlan:
-        return TrainingPlan.for_rows(n_train, self.batch_size, self.max_epochs, self.max_steps)
+        size = sum(parameter.numel() for parameter in self.network_.parameters())
+        return TrainingPlan.for_rows(
+            n_train, self.batch_size, self.max_epochs, self.max_steps, size
+        )
 
     # -- scoring -----------------------------------------------------------------------
 

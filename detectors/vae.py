@@ -77,13 +77,18 @@ class VAENetwork(nn.Module):
         self, x: torch.Tensor, observed: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log importance weights (n, K) and per-feature reconstruction NLL (n, K, d)."""
+        n, d = x.shape
         mean, log_std = self.encode(x)
-        z = mean[:, None, :] + torch.exp(log_std)[:, None, :] * self.noise  # (n, K, latent)
-        x_mean, x_log_scale = self.decode(z)
-        nll = gaussian_nll(x[:, None, :], x_mean, x_log_scale) * observed[:, None, :]
-        log_prior = -0.5 * (z**2 + LOG_2PI).sum(-1)
-        log_posterior = -0.5 * (self.noise**2 + LOG_2PI).sum(-1) - log_std.sum(-1)[:, None]
-        return log_prior - log_posterior - nll.sum(-1), nll
+        z = torch.addcmul(mean[:, None, :], torch.exp(log_std)[:, None, :], self.noise)
+        x_mean = self.decoder(z.reshape(-1, z.shape[-1])).view(n, -1, d)
+        log_scale = bounded_log_scale(self.raw_scale, self.min_scale)
+        nll = (x[:, None, :] - x_mean).mul_(torch.exp(-log_scale)).square_().mul_(0.5)
+        nll.add_(log_scale + 0.5 * LOG_2PI)
+        if not observed.all():
+            nll.mul_(observed[:, None, :])
+        # log p(z) - log q(z | x); the 2 pi terms cancel
+        log_ratio = 0.5 * (self.noise**2).sum(-1) - 0.5 * (z**2).sum(-1) + log_std.sum(-1)[:, None]
+        return log_ratio - nll.sum(-1), nll
 
 
 class VariationalAutoencoder(TorchDetector):
@@ -117,7 +122,7 @@ class VariationalAutoencoder(TorchDetector):
         latent_dim: int | None = None,
         hidden_size: int | None = None,
         n_layers: int = 2,
-        n_importance_samples: int = 16,
+        n_importance_samples: int = 8,
         min_scale: float = 0.05,
         batch_size: int | None = None,
         max_epochs: int = 300,

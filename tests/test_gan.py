@@ -8,7 +8,7 @@ import pytest
 import detectors
 from detectors.gan import ALADDetector
 
-FAST = {"max_epochs": 60, "hidden_size": 32}
+FAST = {"max_epochs": 100}
 # Eight features that share two factors evenly, so that every feature is predictable from the
 # others: a reconstruction can then only put a change of one feature back on that feature.
 LOADINGS = np.array(
