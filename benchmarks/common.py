@@ -27,7 +27,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import import_module
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,8 @@ from atalaia.evaluation import (
     flags_to_events,
     point_metrics,
 )
-from detectors import ConformalCalibrator
+from detectors import ConformalCalibrator, pyod_adapter
+from detectors.pyod_adapter import pyod_class
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
@@ -62,11 +62,6 @@ BASELINES = (
     "pyod.VAE",
     "pyod.AutoEncoder",
 )
-# PyOD classes whose module is not their lower-cased name.
-_PYOD_MODULES = {"AutoEncoder": "auto_encoder", "DeepSVDD": "deep_svdd"}
-# Given to every detector that has the parameter, unless its spec sets it.
-_SEED_PARAM = "random_state"
-_QUIET = {"verbose": 0}
 
 
 # -- detector specs ------------------------------------------------------------------------
@@ -147,30 +142,26 @@ def default_specs() -> list[DetectorSpec]:
     ]
 
 
-def _pyod_class(name: str) -> type:
-    module = _PYOD_MODULES.get(name, name.lower())
-    try:
-        return getattr(import_module(f"pyod.models.{module}"), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"no PyOD model {name!r} (looked in pyod.models.{module})") from exc
+def _constructor_params(name: str) -> set[str]:
+    """The parameters the detector named ``name`` can be built with."""
+    for prefix in (PYOD_PREFIX, pyod_adapter.PREFIX):  # our adapter takes PyOD's own params
+        if name.startswith(prefix):
+            return set(inspect.signature(pyod_class(name.removeprefix(prefix))).parameters)
+    return set(detectors.detector_class(name)._get_param_names())
 
 
 def build_detector(spec: DetectorSpec, seed: int) -> Any:
-    """A new, unfitted detector for ``spec``, seeded with ``seed`` where it takes a seed.
+    """A new, unfitted detector for ``spec``, seeded with ``seed`` where it takes a seed
+    (and quiet where it takes ``verbose``), unless the spec sets those itself.
 
-    PyOD's deep models seed torch in their constructor, so the seed goes in there.
+    The seed goes to the constructor: PyOD's deep models seed torch there.
     """
-    defaults = {_SEED_PARAM: seed, **_QUIET}
+    defaults = {"random_state": seed, "verbose": 0}
+    accepted = _constructor_params(spec.name)
+    params = {k: v for k, v in defaults.items() if k in accepted} | spec.params
     if spec.is_pyod_baseline:
-        cls = _pyod_class(spec.name.removeprefix(PYOD_PREFIX))
-        accepted = set(inspect.signature(cls).parameters)
-        return cls(**{k: v for k, v in defaults.items() if k in accepted}, **spec.params)
-    model = detectors.create(spec.name, **spec.params)
-    accepted = set(model.get_params(deep=False))
-    model.set_params(
-        **{k: v for k, v in defaults.items() if k in accepted and k not in spec.params}
-    )
-    return model
+        return pyod_class(spec.name.removeprefix(PYOD_PREFIX))(**params)
+    return detectors.create(spec.name, **params)
 
 
 # -- fitting and scoring -------------------------------------------------------------------

@@ -55,7 +55,9 @@ def test_the_seed_reaches_every_detector_unless_the_spec_sets_it() -> None:
     assert build_detector(parse_spec("gmm"), seed=7).random_state == 7
     assert build_detector(parse_spec("gmm(random_state=3)"), seed=7).random_state == 3
     assert build_detector(parse_spec("pyod.IForest"), seed=7).random_state == 7
-    with pytest.raises(ValueError, match="no PyOD model"):
+    adapted = build_detector(parse_spec("pyod:IForest(n_estimators=10)"), seed=7)
+    assert adapted.model_params == {"random_state": 7, "verbose": 0, "n_estimators": 10}
+    with pytest.raises(ValueError, match="PyOD has no detector"):
         build_detector(parse_spec("pyod.NoSuchModel"), seed=0)
 
 
