@@ -5,7 +5,7 @@ A detector is named by a spec string, ``kind`` or ``kind(param=value, ...)``:
 * ``pyod.<Name>`` is PyOD's own model (``pyod.IForest``, ``pyod.VAE(epoch_num=10)``), called
   directly as a baseline: ``fit`` on the training rows, ``decision_function`` on the others;
 * anything else goes to ``detectors.create`` (``gmm``, every kind of ``detectors.REGISTRY``,
-  and ``pyod:<Name>`` once our adapter exists), so it runs through our Detector contract.
+  and ``pyod:<Name>``, PyOD behind our adapter), so it runs through our Detector contract.
 
 :func:`fit_and_score` is the one place where a detector meets the arrays: each runner hands
 it rows (a window of one time step for time series, today) and gets anomaly scores back.
@@ -43,6 +43,7 @@ from atalaia.evaluation import (
     event_counts,
     events_to_flags,
     flags_to_events,
+    markdown_table,
     point_metrics,
 )
 from detectors import ConformalCalibrator, pyod_adapter
@@ -295,7 +296,6 @@ class Calibrated:
     """Test-row scores of a detector fitted and calibrated on the training rows."""
 
     scores: np.ndarray
-    p_values: np.ndarray
     log_p_values: np.ndarray  # exact where p underflows, so it keeps ranking far-out rows
     flags: np.ndarray
     fit_rows: int
@@ -321,12 +321,10 @@ def fit_calibrated(
     fitted = fit_and_score(spec, train[:n_fit], [train[n_fit:], test], seed)
     calibrator = ConformalCalibrator(alpha=policy.alpha).fit(fitted.scores[0])
     log_p_values = calibrator.log_p_values(fitted.scores[1])
-    p_values = np.exp(log_p_values)
     return Calibrated(
         scores=fitted.scores[1],
-        p_values=p_values,
         log_p_values=log_p_values,
-        flags=calibrator.flags(p_values),
+        flags=calibrator.flags(np.exp(log_p_values)),
         fit_rows=n_fit,
         calibration_rows=n_calibration,
         fit_seconds=fitted.fit_seconds,
@@ -457,8 +455,8 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("ATALAIA_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
-def argument_parser(description: str, data_subdir: str) -> argparse.ArgumentParser:
-    """A parser with the options every runner takes."""
+def argument_parser(description: str, data_subdir: str, output: str) -> argparse.ArgumentParser:
+    """A parser with the options every runner takes; ``output`` names its results files."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--data-dir",
@@ -483,7 +481,27 @@ def argument_parser(description: str, data_subdir: str) -> argparse.ArgumentPars
         default=RESULTS_DIR,
         help="where the markdown and CSV go (default: %(default)s)",
     )
+    parser.add_argument(
+        "--output", default=output, help="results file name, without suffix (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--published-dir",
+        type=Path,
+        default=default_data_dir() / "published",
+        help="the published result tables (default: %(default)s)",
+    )
     return parser
+
+
+def add_calibration_options(parser: argparse.ArgumentParser) -> None:
+    """``--alpha`` and ``--calibration-fraction``, for the runners that flag rows."""
+    parser.add_argument("--alpha", type=float, default=CalibrationPolicy.alpha)
+    parser.add_argument("--calibration-fraction", type=float, default=CalibrationPolicy.fraction)
+
+
+def calibration_policy(args: argparse.Namespace) -> CalibrationPolicy:
+    """The policy given by ``--alpha`` and ``--calibration-fraction``."""
+    return CalibrationPolicy(alpha=args.alpha, fraction=args.calibration_fraction)
 
 
 def setup(args: argparse.Namespace) -> list[DetectorSpec]:
@@ -541,6 +559,14 @@ def write_results(
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """The rows of ``table`` as dicts, with NaN as None (a blank cell in markdown)."""
     return table.astype(object).where(table.notna(), None).to_dict("records")
+
+
+def failures_section(rows: pd.DataFrame, columns: list[str]) -> list[str]:
+    """A markdown "Failures" section listing the rows with an error (none: nothing)."""
+    failed = rows[rows["error"].notna()] if "error" in rows else rows.iloc[:0]
+    if failed.empty:
+        return []
+    return ["\n## Failures\n", markdown_table(records(failed), [*columns, "error"])]
 
 
 def log(message: str) -> None:

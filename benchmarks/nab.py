@@ -30,9 +30,11 @@ from benchmarks.common import (
     CalibrationPolicy,
     DetectorFailure,
     DetectorSpec,
+    add_calibration_options,
     argument_parser,
-    default_data_dir,
+    calibration_policy,
     failed_series,
+    failures_section,
     fit_calibrated,
     log,
     provenance,
@@ -207,25 +209,17 @@ def report(
         "\n## Mean AUC-PR per category (rows after the probation, files with windows)\n",
         markdown_table(by_category(rows, "auc_pr"), columns),
     ]
-    failures = rows[rows["error"].notna()] if "error" in rows else rows.iloc[:0]
-    if not failures.empty:
-        text += [
-            "\n## Failures\n",
-            markdown_table(records(failures), ["file", "detector", "error"]),
-        ]
+    text += failures_section(rows, ["file", "detector"])
     return "\n".join(text) + "\n"
 
 
 def main() -> None:
     """Run the benchmark and write ``benchmarks/results/nab.md`` and its CSVs."""
-    parser = argument_parser(__doc__.splitlines()[0], "nab")
-    parser.add_argument("--alpha", type=float, default=CalibrationPolicy.alpha)
-    parser.add_argument("--calibration-fraction", type=float, default=CalibrationPolicy.fraction)
-    parser.add_argument("--published-dir", type=Path, default=default_data_dir() / "published")
-    parser.add_argument("--output", default="nab", help="results file name, without suffix")
+    parser = argument_parser(__doc__.splitlines()[0], "nab", "nab")
+    add_calibration_options(parser)
     args = parser.parse_args()
     specs = setup(args)
-    policy = CalibrationPolicy(alpha=args.alpha, fraction=args.calibration_fraction)
+    policy = calibration_policy(args)
     corpus, windows = load_corpus(args.data_dir), load_windows(args.data_dir)
     if not corpus:
         parser.error(f"no data/<category>/<file>.csv in {args.data_dir}")

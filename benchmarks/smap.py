@@ -28,9 +28,11 @@ from benchmarks.common import (
     CalibrationPolicy,
     DetectorFailure,
     DetectorSpec,
+    add_calibration_options,
     argument_parser,
-    default_data_dir,
+    calibration_policy,
     failed_series,
+    failures_section,
     fit_calibrated,
     log,
     orion_signals,
@@ -62,7 +64,6 @@ SUMMARY_COLUMNS = [
     "fit_seconds",
     "score_seconds",
 ]
-FAILURE_COLUMNS = ["spacecraft", "channel", "detector", "error"]
 
 
 @dataclass(frozen=True)
@@ -217,24 +218,19 @@ def report(
                 SUMMARY_COLUMNS,
             ),
         ]
-    failures = rows[rows["error"].notna()] if "error" in rows else rows.iloc[:0]
-    if not failures.empty:
-        text += ["\n## Failures\n", markdown_table(records(failures), FAILURE_COLUMNS)]
+    text += failures_section(rows, ["spacecraft", "channel", "detector"])
     return "\n".join(text) + "\n"
 
 
 def main() -> None:
     """Run the benchmark and write ``benchmarks/results/smap.md`` and ``smap.csv``."""
-    parser = argument_parser(__doc__.splitlines()[0], "smap")
-    parser.add_argument("--alpha", type=float, default=CalibrationPolicy.alpha)
-    parser.add_argument("--calibration-fraction", type=float, default=CalibrationPolicy.fraction)
+    parser = argument_parser(__doc__.splitlines()[0], "smap", "smap")
+    add_calibration_options(parser)
     parser.add_argument("--channels", help="comma-separated channel ids (default: all listed)")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
-    parser.add_argument("--published-dir", type=Path, default=default_data_dir() / "published")
-    parser.add_argument("--output", default="smap", help="results file name, without suffix")
     args = parser.parse_args()
     specs = setup(args)
-    policy = CalibrationPolicy(alpha=args.alpha, fraction=args.calibration_fraction)
+    policy = calibration_policy(args)
     channels = load_channels(args.data_dir / LABELS_FILE)
     if args.channels:
         wanted = set(args.channels.split(","))

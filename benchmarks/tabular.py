@@ -21,7 +21,7 @@ from benchmarks.common import (
     DetectorFailure,
     DetectorSpec,
     argument_parser,
-    default_data_dir,
+    failures_section,
     fit_and_score,
     log,
     normal_split,
@@ -280,18 +280,13 @@ def report(
                 f"\n## Protocol {protocol}: {title} per file\n",
                 per_file_table(results, protocol, metric, published, beside),
             ]
-    failures = results[results["auc_roc"].isna()]
-    if not failures.empty:
-        text += [
-            "\n## Failures\n",
-            markdown_table(records(failures), ["protocol", "file", "detector", "error"]),
-        ]
+    text += failures_section(results, ["protocol", "file", "detector"])
     return "\n".join(text) + "\n"
 
 
 def main() -> None:
     """Run the benchmark and write ``benchmarks/results/tabular.md`` and ``tabular.csv``."""
-    parser = argument_parser(__doc__.splitlines()[0], "adbench")
+    parser = argument_parser(__doc__.splitlines()[0], "adbench", "tabular")
     parser.add_argument(
         "--protocols",
         type=protocol_list,
@@ -299,10 +294,12 @@ def main() -> None:
         help=f"comma-separated, of {', '.join(PROTOCOLS)} (default: both)",
     )
     parser.add_argument("--files", help="comma-separated file stems or names (default: all)")
-    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_FILES)}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"only {', '.join(QUICK_FILES)}; results in tabular-quick.* unless --output",
+    )
     parser.add_argument("--max-train-rows", type=int, default=MAX_TRAIN_ROWS)
-    parser.add_argument("--published-dir", type=Path, default=default_data_dir() / "published")
-    parser.add_argument("--output", help="results file name (default: tabular[-quick])")
     args = parser.parse_args()
     specs = setup(args)
     wanted = list(QUICK_FILES) if args.quick else args.files and args.files.split(",")
@@ -319,7 +316,7 @@ def main() -> None:
     beside = published_beside(published, specs)
     table = means(results)
     text = report(results, table, published, beside, args.max_train_rows)
-    name = args.output or ("tabular-quick" if args.quick else "tabular")
+    name = f"{args.output}-quick" if args.quick and args.output == "tabular" else args.output
     for path in write_results(args.results_dir, name, text, {"": results, "means": table}):
         log(f"wrote {path}")
 
