@@ -2,7 +2,7 @@
 
 Each job records a run in the store (``running``, then ``success`` in the same transaction
 as its results, or ``failed`` with the reason) and exports its metrics once its results are
-committed. Nothing here imports Airflow.
+committed; ``plan_scoring`` only reads, and records nothing. Nothing here imports Airflow.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def score(
                 rows=len(scores),
                 anomalies=anomalies,
                 model_id=model.id,
-                message=None if partition is None else f"{partition}",
+                message=None if partition is None else str(partition),
             )
         run.figures = _score_figures(scores, events, model)
     return ScoreResult(

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.sdk import (
     DAG,
@@ -48,9 +48,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from atalaia.config import Monitor, load_monitor
 from atalaia.errors import ConfigError
-
-if TYPE_CHECKING:
-    from atalaia.settings import Settings
+from atalaia.settings import Settings
 
 MONITORS_DIR = Path(
     os.environ.get("ATALAIA_MONITORS_DIR") or Path(__file__).resolve().parents[1] / "monitors"
@@ -107,8 +105,6 @@ def settings() -> Settings:
 
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
-
-    from atalaia.settings import Settings
 
     found = Settings.from_env()
     try:
@@ -269,10 +265,9 @@ def retrain_dag(monitor: Monitor) -> DAG:
     return retraining()
 
 
-def invalid_monitor_dag(path: Path, error: Exception) -> DAG:
+def invalid_monitor_dag(path: Path, message: str) -> DAG:
     """A DAG standing for a monitor file that cannot be loaded: its only task fails with why."""
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)
-    message = str(error)
 
     @dag(
         dag_id=f"atalaia__{stem}__invalid",
@@ -308,9 +303,13 @@ def monitor_dags(folder: Path) -> dict[str, DAG]:
                     f"{names[monitor.name]}"
                 )
             built = [score_dag(monitor), retrain_dag(monitor)]
+            for made in built:
+                made.validate()  # a bad schedule, say, here rather than as the file's error
             names[monitor.name] = path
+        except ConfigError as exc:  # its message names the file and the field
+            built = [invalid_monitor_dag(path, str(exc))]
         except Exception as exc:  # any error in one file must not hide the other monitors
-            built = [invalid_monitor_dag(path, exc)]
+            built = [invalid_monitor_dag(path, f"{path}: {type(exc).__name__}: {exc}")]
         dags.update((made.dag_id, made) for made in built)
     return dags
 

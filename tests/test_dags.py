@@ -117,6 +117,7 @@ def test_a_broken_monitor_file_is_one_failing_dag_and_the_others_load(
     write_monitor(folder, "good", DEMO_LIKE)
     write_monitor(folder, "broken", DEMO_LIKE.replace("features:", "columns:"))
     (folder / "other.yaml").write_text(f"name: good\n{DEMO_LIKE}")  # a second "good"
+    write_monitor(folder, "hourly", DEMO_LIKE.replace('score: "@daily"', 'score: "hourly"'))
 
     bag = dag_bag(folder, monkeypatch)
 
@@ -125,11 +126,14 @@ def test_a_broken_monitor_file_is_one_failing_dag_and_the_others_load(
         "atalaia__broken__invalid",
         "atalaia__good__retrain",
         "atalaia__good__score",
+        "atalaia__hourly__invalid",
         "atalaia__other__invalid",
     ]
     broken = bag.dags["atalaia__broken__invalid"]
     assert broken.description == f"{folder / 'broken.yaml'}: features: Field required (and 1 more)"
     assert "monitor 'good' is already defined in" in bag.dags["atalaia__other__invalid"].description
+    hourly = bag.dags["atalaia__hourly__invalid"].description
+    assert hourly.startswith(f"{folder / 'hourly.yaml'}: AirflowTimetableInvalid: Exactly 5, 6")
     run = broken.test()
     assert run.state == "failed"
 
