@@ -21,7 +21,7 @@ from detectors.base import Detector
 
 LOG_2PI = np.log(2 * np.pi)
 # Rows per chunk when scoring, so memory stays flat on million-row batches.
-CHUNK = 65_536
+CHUNK = 16_384
 
 
 class GaussianMixtureDetector(Detector):
@@ -36,7 +36,10 @@ class GaussianMixtureDetector(Detector):
     bic_sample : int
         Rows (drawn at random) used to compare sizes by BIC; the chosen size is refitted on all.
     reg_covar : float
-        Added to covariance diagonals, in standardised units.
+        Added to covariance diagonals, in standardised units: 0.0025 floors every component's
+        spread at 0.05 standard deviations, as the torch detectors' ``min_scale`` does, so a
+        component cannot collapse onto repeated values (on ADBench it raised the mean AUC-ROC
+        from 0.866 to 0.870 with clean training rows, and from 0.698 to 0.771 without).
     n_init, max_iter : int
         EM restarts and iterations, as in scikit-learn.
     random_state : int
@@ -51,7 +54,7 @@ class GaussianMixtureDetector(Detector):
         n_components: int | None = None,
         max_components: int = 8,
         bic_sample: int = 20_000,
-        reg_covar: float = 1e-6,
+        reg_covar: float = 0.0025,
         n_init: int = 1,
         max_iter: int = 200,
         random_state: int = 0,
@@ -114,15 +117,35 @@ class GaussianMixtureDetector(Detector):
 
     def _score_samples(self, X: np.ndarray) -> np.ndarray:
         scores = np.zeros(len(X))
-        log_weights = np.log(self.weights_)
         for rows, observed in _rows_by_observed_features(X):
-            means, chols = self._marginal(observed)
-            jacobian = np.log(self.scale_[observed]).sum()
+            projection, offset, constant = self._whitening(observed)
             for chunk in _chunks(rows):
-                Z = self._standardise(X[chunk])[:, observed]
-                joint = _component_log_densities(Z, means, chols) + log_weights
-                scores[chunk] = logsumexp(joint, axis=1) - jacobian
+                values = X[chunk] if observed.all() else X[chunk][:, observed]
+                # row i, component k: y_ik = L_k^T (z_i - mu_k), z_i the standardised row
+                whitened = values @ projection - offset
+                np.square(whitened, out=whitened)
+                distances = whitened.reshape(len(values), len(constant), -1).sum(axis=2)
+                scores[chunk] = _log_sum_exp(constant - 0.5 * distances)
         return scores
+
+    def _whitening(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The mixture over ``observed`` features as one matrix product on unscaled rows.
+
+        Returns the stacked whitening maps ``L_k / scale`` (d, K*d), their offsets
+        ``L_k^T (center / scale + mu_k)`` (K*d,) and each component's log normaliser, log weight
+        and the standardisation's Jacobian (K,).
+        """
+        means, chols = self._marginal(observed)
+        center, scale = self.center_[observed], self.scale_[observed]
+        projection = np.concatenate([chol / scale[:, None] for chol in chols], axis=1)
+        offset = np.concatenate(
+            [(center / scale + mean) @ chol for mean, chol in zip(means, chols, strict=True)]
+        )
+        log_dets = np.array([np.log(np.abs(np.diagonal(chol))).sum() for chol in chols])
+        constant = (
+            np.log(self.weights_) + log_dets - 0.5 * len(scale) * LOG_2PI - np.log(scale).sum()
+        )
+        return projection, offset, constant
 
     def _attribute(self, X: np.ndarray) -> np.ndarray:
         """-log p(x_j | x_-j) per observed feature, in standardised units (comparable across
@@ -192,6 +215,14 @@ def _conditional_log_densities(Z: np.ndarray, means: np.ndarray, chols: np.ndarr
         projected = (Z - mean) @ precision
         out[:, k, :] = -0.5 * LOG_2PI + 0.5 * np.log(diagonal) - 0.5 * projected**2 / diagonal
     return out
+
+
+def _log_sum_exp(values: np.ndarray) -> np.ndarray:
+    """log sum_k exp(values[:, k]), stably (faster than scipy's for a few columns)."""
+    if values.shape[1] == 1:
+        return values[:, 0]
+    largest = values.max(axis=1)
+    return largest + np.log(np.exp(values - largest[:, None]).sum(axis=1))
 
 
 def _rows_by_observed_features(X: np.ndarray) -> list[tuple[slice | np.ndarray, np.ndarray]]:
