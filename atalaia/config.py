@@ -62,10 +62,21 @@ Source = Annotated[FileSource | SqlSource, Field(discriminator="kind")]
 
 
 class Detector(_Strict):
-    """Which detector to train (a name known to ``detectors.create``) and its parameters."""
+    """Which detector to train (a name known to ``detectors.create``), its parameters, what
+    it sees (each row alone, or windows of the last steps) and how its scores are smoothed.
+    """
 
     kind: str = "gmm"
     params: dict[str, Any] = Field(default_factory=dict)
+    window: int = Field(
+        default=1, ge=1, le=10_000, description="steps of every feature the detector sees at once"
+    )
+    smoothing: int = Field(
+        default=1,
+        ge=1,
+        le=10_000,
+        description="a score is the mean of the entity's last N raw scores",
+    )
 
 
 class Baseline(_Strict):

@@ -18,7 +18,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -32,10 +31,11 @@ from atalaia.events import refresh_events
 from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch
 from atalaia.promotion import Contender, compare, retraining_ranges
+from atalaia.representation import lookback
 from atalaia.scoring import score_frame
 from atalaia.settings import Settings
 from atalaia.store import require_current
-from atalaia.training import Baseline, FittedModel, assemble_baseline, fit_model
+from atalaia.training import Baseline, FittedModel, assemble_baseline, fit_model, landed_rows
 from atalaia.validation import entity_keys
 from detectors import ConformalCalibrator, Detector
 from storage.batches import find_batch
@@ -235,9 +235,13 @@ def score(
             model = _scoring_model(session, monitor, run.monitor_id, pinned)
             detector, calibrator = load_model(model.artifact_path, model.artifact_sha256)
             frame = read_batch(batch.landing_path, batch.content_sha256)
+            context = _context_rows(session, monitor, run.monitor_id, start)
             if partition is not None:
-                frame = frame[_in_partition(frame, monitor, partition)]
-            scores = score_frame(frame, monitor, detector, calibrator)
+                members = _partition_entities(frame, monitor, partition)
+                frame = frame[entity_keys(frame, monitor).isin(members)]
+                if not context.empty:
+                    context = context[entity_keys(context, monitor).isin(members)]
+            scores = score_frame(frame, monitor, detector, calibrator, context=context, start=start)
             upsert_scores(session, run.monitor_id, model.id, batch.id, scores)
             events = []
             if partition is None:
@@ -356,10 +360,23 @@ def _scoring_model(
     return model
 
 
-def _in_partition(frame: pd.DataFrame, monitor: Monitor, partition: Partition) -> np.ndarray:
-    """Rows whose entity falls in ``partition``: sorted entities dealt out in turn."""
-    codes, _ = pd.factorize(entity_keys(frame, monitor), sort=True)
-    return codes % partition.count == partition.index
+def _partition_entities(frame: pd.DataFrame, monitor: Monitor, partition: Partition) -> list[str]:
+    """The batch's entities that fall in ``partition``: sorted entities dealt out in turn."""
+    entities = sorted(entity_keys(frame, monitor).unique())
+    return entities[partition.index :: partition.count]
+
+
+def _context_rows(
+    session: Session, monitor: Monitor, monitor_id: int, start: datetime
+) -> pd.DataFrame:
+    """The accepted rows in the ``lookback`` before ``start`` (none landed: an empty frame)."""
+    span = lookback(monitor)
+    if not span:
+        return pd.DataFrame()
+    try:
+        return landed_rows(session, monitor, monitor_id, start - span, start, "the look-back")
+    except EmptyBatchError:
+        return pd.DataFrame()
 
 
 def _refresh_batch_events(

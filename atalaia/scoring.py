@@ -1,37 +1,51 @@
-"""Scoring a batch: raw score, conformal p-value, z, flag and top features per row."""
+"""Scoring a batch: raw score, conformal p-value, z, flag and top features per step."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
 from atalaia.config import Monitor
-from atalaia.validation import entity_keys
+from atalaia.representation import detector_input, feature_contributions, raw_scores, since
 from detectors import ConformalCalibrator, Detector
 
 TOP_FEATURES = 3
 
 
 def score_frame(
-    frame: pd.DataFrame, monitor: Monitor, detector: Detector, calibrator: ConformalCalibrator
+    frame: pd.DataFrame,
+    monitor: Monitor,
+    detector: Detector,
+    calibrator: ConformalCalibrator,
+    *,
+    context: pd.DataFrame | None = None,
+    start: datetime | None = None,
 ) -> pd.DataFrame:
-    """Scores of every row of an accepted batch, in the store's ``scores`` layout.
+    """Scores of an accepted batch, in the store's ``scores`` layout.
 
-    Top features (the detector's attribution, largest first) are computed for anomalous rows
-    only; normal rows get None, which keeps scoring as fast as the detector itself.
+    ``context`` holds the accepted rows just before the batch that windows and smoothing
+    look back on (see ``atalaia.representation``); only steps at or after ``start`` are
+    returned. Top features (the detector's attribution, largest first) are computed for
+    anomalous steps only; normal ones get None, which keeps scoring as fast as the detector.
     """
-    raw = detector.decision_function(frame[monitor.features])
+    rows = frame if context is None or context.empty else pd.concat([context, frame])
+    inputs = detector_input(rows, monitor)
+    kept = since(inputs, start)
+    raw = raw_scores(detector, inputs, monitor)[kept]
+    X = inputs.X[kept].reset_index(drop=True)
     p_values = calibrator.p_values(raw)
     flags = calibrator.flags(p_values)
-    top: list[list[dict] | None] = [None] * len(frame)
+    top: list[list[dict] | None] = [None] * len(X)
     if flags.any():
-        contributions = detector.attribute(frame.loc[flags, monitor.features])
+        contributions = feature_contributions(detector, X[flags], monitor)
         for row, values in zip(np.flatnonzero(flags), contributions, strict=True):
             top[row] = top_features(values, monitor.features)
     return pd.DataFrame(
         {
-            "entity": entity_keys(frame, monitor).to_numpy(),
-            "ts": frame[monitor.timestamp].to_numpy(),
+            "entity": inputs.entity[kept],
+            "ts": inputs.ts[kept].to_numpy(),
             "raw_score": raw,
             "p_value": p_values,
             "z": calibrator.z_scores(raw),

@@ -22,6 +22,7 @@ import detectors
 from atalaia.config import Monitor
 from atalaia.errors import ConfigError, EmptyBatchError
 from atalaia.landing import read_batch
+from atalaia.representation import detector_input, raw_scores
 from atalaia.validation import entity_keys
 from detectors import ConformalCalibrator, Detector
 from storage.batches import batches_overlapping, latest_batches
@@ -132,14 +133,17 @@ def inside_spans(entities: pd.Series, stamps: pd.Series, spans: list[Span]) -> p
 
 
 def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
-    """Fit the monitor's detector on the baseline and calibrate it on its held-out tail."""
+    """Fit the monitor's detector on the baseline and calibrate it on its held-out tail.
+
+    The held-out steps are scored the way scoring scores a batch (windows, smoothing), with
+    the training rows before them as context.
+    """
     began = time.perf_counter()
-    stamps = baseline.frame[monitor.timestamp]
-    first, last = stamps.min(), stamps.max()
+    inputs = detector_input(baseline.frame, monitor)
+    first, last = inputs.ts.min(), inputs.ts.max()
     cut = first + (last - first) * (1 - monitor.calibration.fraction)
-    train = baseline.frame.loc[stamps < cut, monitor.features]
-    held_out = baseline.frame.loc[stamps >= cut, monitor.features]
-    if len(train) < 2 or len(held_out) < 1:
+    held_out = (inputs.ts >= cut).to_numpy()
+    if (~held_out).sum() < 2 or held_out.sum() < 1:
         raise EmptyBatchError(
             f"monitor {monitor.name}: baseline of {len(baseline.frame)} rows is too small to "
             "train and calibrate"
@@ -148,8 +152,8 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
         detector = detectors.create(monitor.detector.kind, **monitor.detector.params)
     except ValueError as exc:
         raise ConfigError(f"monitor {monitor.name}: detector: {exc}") from exc
-    detector.fit(train)
-    held_out_scores = detector.decision_function(held_out)
+    detector.fit(inputs.X[~held_out])
+    held_out_scores = raw_scores(detector, inputs, monitor)[held_out]
     try:
         calibrator = ConformalCalibrator(alpha=monitor.calibration.alpha).fit(held_out_scores)
     except ValueError as exc:
@@ -157,8 +161,8 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
     return FittedModel(
         detector=detector,
         calibrator=calibrator,
-        train_rows=len(train),
-        calibration_rows=len(held_out),
+        train_rows=int((~held_out).sum()),
+        calibration_rows=int(held_out.sum()),
         calibration_loss=float(held_out_scores.mean()),
         seconds=time.perf_counter() - began,
     )

@@ -13,14 +13,18 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from atalaia import jobs, store
+from atalaia.artifacts import load_model
 from atalaia.config import Monitor, load_monitor
 from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError, SourceError
+from atalaia.landing import read_batch
 from atalaia.metrics import textfile_path
+from atalaia.scoring import score_frame
 from atalaia.settings import Settings
+from storage.batches import batches_overlapping
 from storage.engine import transaction
 from storage.events import events_overlapping
 from storage.labels import add_label
-from storage.models import QuarantineRow, RunRow, ScoreRow
+from storage.models import ModelRow, QuarantineRow, RunRow, ScoreRow
 from storage.scores import read_scores
 from tests.conftest import write_monitor
 
@@ -260,3 +264,38 @@ baseline: {{last_intervals: 1}}
     )
     result = jobs.ingest(monitor, jan(1), jan(2), settings=settings)
     assert (result.rows, result.quarantined) == (24, 0)
+
+
+WINDOWED = HOURLY.replace(
+    "calibration:", "detector: {kind: ar, window: 4, smoothing: 3}\ncalibration:"
+)
+
+
+def test_a_windowed_smoothed_batch_scores_as_if_scored_with_its_predecessor(
+    hourly: Monitor, settings: Settings
+) -> None:
+    windowed = load_monitor(write_monitor(settings.monitors_dir, "windowed", WINDOWED))
+    jobs.ingest(windowed, jan(1), jan(21), settings=settings)
+    jobs.train(windowed, settings=settings)
+    for start, end in [(jan(25), jan(26)), (jan(26), jan(27))]:
+        jobs.ingest(windowed, start, end, settings=settings)
+    second = jobs.score(windowed, jan(26), jan(27), settings=settings)
+    with transaction(store.engine(settings.store_url)) as session:
+        stored = read_scores(session, 1, jan(26), jan(27))
+        model = session.scalars(select(ModelRow)).one()
+        frames = [
+            read_batch(b.landing_path, b.content_sha256)
+            for b in batches_overlapping(session, 1, jan(25), jan(27))
+        ]
+    detector, calibrator = load_model(model.artifact_path, model.artifact_sha256)
+    together = score_frame(pd.concat(frames), windowed, detector, calibrator, start=jan(26))
+    assert second.rows == len(stored) == len(together) == 2 * 24
+    np.testing.assert_allclose(
+        stored.sort_values(["entity", "ts"])["raw_score"],
+        together.sort_values(["entity", "ts"])["raw_score"],
+    )
+    # the broken relation in site x from 22:00 on the 25th still shows after midnight
+    after_midnight = stored[
+        (stored["entity"] == "x") & (stored["ts"] < jan(26) + timedelta(hours=3))
+    ]
+    assert after_midnight["is_anomaly"].any()

@@ -1,0 +1,91 @@
+"""What a monitor's detector sees, and how its raw scores become the scores reported.
+
+With ``detector.window = 1`` the detector sees each accepted row's features. With ``w > 1``
+it sees, for every step of every entity, the window of the last ``w`` steps of all features
+(``detectors.windows``: the data's regular grid, gaps missing), and a score belongs to the
+window's last step. With ``detector.smoothing = k`` a step's score is the mean of its
+entity's last ``k`` raw scores (``detectors.smoothing``). Both look back in time, so scoring
+a batch takes the rows of the ``lookback`` before it along as context; training and
+calibration go through the same functions, so calibration sees the scores scoring makes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from atalaia.config import Monitor
+from atalaia.validation import entity_keys
+from detectors import Detector
+from detectors.smoothing import moving_mean
+from detectors.windows import make_windows, per_feature
+
+
+@dataclass
+class DetectorInput:
+    """The detector's rows with the entity and time step each one is scored for.
+
+    Rows are ordered by entity, then time.
+    """
+
+    X: pd.DataFrame
+    entity: np.ndarray
+    ts: pd.Series
+
+
+def lookback(monitor: Monitor) -> timedelta:
+    """How far before a batch the rows that its first steps' scores depend on reach."""
+    steps = monitor.detector.window - 1 + monitor.detector.smoothing - 1
+    return monitor.step * steps
+
+
+def detector_input(frame: pd.DataFrame, monitor: Monitor) -> DetectorInput:
+    """The detector's view of accepted rows: the rows themselves, or their windows."""
+    if monitor.detector.window == 1:
+        ordered = frame.assign(_entity=entity_keys(frame, monitor)).sort_values(
+            ["_entity", monitor.timestamp], kind="stable"
+        )
+        return DetectorInput(
+            X=ordered[monitor.features].reset_index(drop=True),
+            entity=ordered["_entity"].to_numpy(),
+            ts=ordered[monitor.timestamp].reset_index(drop=True),
+        )
+    windows = make_windows(
+        frame,
+        timestamp=monitor.timestamp,
+        features=monitor.features,
+        frequency=monitor.step,
+        window=monitor.detector.window,
+        entity=entity_keys(frame, monitor),
+    )
+    return DetectorInput(
+        X=windows.frame(),
+        entity=windows.index["entity"].to_numpy(),
+        ts=windows.index["ts"].reset_index(drop=True),
+    )
+
+
+def raw_scores(detector: Detector, inputs: DetectorInput, monitor: Monitor) -> np.ndarray:
+    """The detector's anomaly scores, smoothed as the monitor says."""
+    if inputs.X.empty:
+        return np.empty(0)
+    scores = detector.decision_function(inputs.X)
+    return moving_mean(scores, monitor.detector.smoothing, inputs.entity)
+
+
+def feature_contributions(detector: Detector, X: pd.DataFrame, monitor: Monitor) -> np.ndarray:
+    """Each monitor feature's contribution to each row's score (lags of a window summed)."""
+    contributions = detector.attribute(X)
+    if monitor.detector.window == 1:
+        return contributions
+    return per_feature(contributions, len(monitor.features))
+
+
+def since(inputs: DetectorInput, start: datetime | None) -> np.ndarray:
+    """Which rows are scored for steps at or after ``start`` (all when None)."""
+    if start is None:
+        return np.ones(len(inputs.ts), dtype=bool)
+    return (inputs.ts >= start).to_numpy()
