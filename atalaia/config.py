@@ -101,6 +101,16 @@ class Baseline(_Strict):
         return self
 
 
+class Validation(_Strict):
+    """What ingest does with a row that has some features missing."""
+
+    missing_features: Literal["quarantine", "keep"] = Field(
+        default="quarantine",
+        description="keep: land the row with NaN for the detector to handle (marginalise or "
+        "impute); a row with every feature missing is still quarantined",
+    )
+
+
 class Calibration(_Strict):
     """Conformal calibration: the false-alarm rate bound and the held-out share of the baseline."""
 
@@ -200,6 +210,7 @@ class Monitor(_Strict):
     frequency: str = Field(description="the data's step: a number and s, min, h or D, e.g. 5min")
     detector: Detector = Field(default_factory=Detector)
     baseline: Baseline
+    validation: Validation = Field(default_factory=Validation)
     calibration: Calibration = Field(default_factory=Calibration)
     events: Events = Field(default_factory=Events)
     schedule: Schedules = Field(default_factory=Schedules)

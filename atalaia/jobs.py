@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,7 @@ def ingest(
             landed = ingest_interval(session, settings, monitor, run.monitor_id, start, end)
             finish_run(session, run.run_id, "success", rows=landed.rows)
         run.figures = {
+            "atalaia_batch_interval_seconds": (end - start).total_seconds(),
             "atalaia_batch_rows": landed.rows,
             "atalaia_batch_quarantined_rows": landed.quarantined,
         }
@@ -256,7 +257,7 @@ def score(
                 model_id=model.id,
                 message=None if partition is None else str(partition),
             )
-        run.figures = _score_figures(scores, events, model)
+        run.figures = _score_figures(scores, events, model, end - start)
     return ScoreResult(
         monitor.name, start, end, model.version, len(scores), anomalies, _max_z(scores), events
     )
@@ -318,7 +319,7 @@ def finish_scoring(
                 anomalies=anomalies,
                 model_id=model.id,
             )
-        run.figures = _score_figures(scores, events, model)
+        run.figures = _score_figures(scores, events, model, end - start)
     return ScoreResult(
         monitor.name, start, end, model.version, len(scores), anomalies, _max_z(scores), events
     )
@@ -396,10 +397,11 @@ def _max_z(scores: pd.DataFrame) -> float:
 
 
 def _score_figures(
-    scores: pd.DataFrame, events: list[dict[str, Any]], model: ModelRow
+    scores: pd.DataFrame, events: list[dict[str, Any]], model: ModelRow, interval: timedelta
 ) -> dict[str, float]:
     anomalies = int(scores["is_anomaly"].sum())
     return {
+        "atalaia_batch_interval_seconds": interval.total_seconds(),
         "atalaia_batch_rows": len(scores),
         "atalaia_batch_anomalies": anomalies,
         "atalaia_batch_anomaly_ratio": anomalies / len(scores) if len(scores) else 0.0,

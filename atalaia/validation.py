@@ -2,8 +2,11 @@
 
 A missing column is an error for the whole batch (no row can be accepted without it). Row
 problems quarantine the row: an unparsable timestamp, a missing entity, a feature that is
-missing, not a number or infinite, and a repeated (entity, timestamp), where the first
-occurrence is kept. Accepted rows come back sorted by entity and time.
+not a number or infinite, and a repeated (entity, timestamp), where the first occurrence is
+kept. A missing feature value quarantines its row too, unless the monitor says
+``validation.missing_features: keep``: then the row lands with NaN for the detector to
+handle, and only a row with every feature missing is quarantined. Accepted rows come back
+sorted by entity and time.
 """
 
 from __future__ import annotations
@@ -50,8 +53,11 @@ def validate(raw: pd.DataFrame, monitor: Monitor, start: datetime, end: datetime
         missing = values.isna() | (values.astype(str).str.strip() == "")
         _add_reason(reasons, missing, f"entity {column}: missing")
         typed[column] = values.astype(str).str.strip()
+    keep_missing = monitor.validation.missing_features == "keep"
     for column in monitor.features:
-        typed[column] = _parse_feature(raw[column], column, reasons)
+        typed[column] = _parse_feature(raw[column], column, reasons, keep_missing)
+    if keep_missing:
+        _add_reason(reasons, raw[monitor.features].isna().all(axis=1), "every feature missing")
 
     ok = reasons == ""
     key_columns = [*monitor.entities, monitor.timestamp]
@@ -114,10 +120,13 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
 
 
-def _parse_feature(values: pd.Series, column: str, reasons: pd.Series) -> pd.Series:
+def _parse_feature(
+    values: pd.Series, column: str, reasons: pd.Series, keep_missing: bool
+) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").astype(np.float64)
     missing = values.isna()
-    _add_reason(reasons, missing, f"feature {column}: missing")
+    if not keep_missing:
+        _add_reason(reasons, missing, f"feature {column}: missing")
     not_number = numbers.isna() & ~missing
     _add_reason(reasons, not_number, f"feature {column}: not a number " + values.map(repr))
     _add_reason(reasons, np.isinf(numbers), f"feature {column}: infinite")

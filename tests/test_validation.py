@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -140,3 +141,24 @@ def test_native_parquet_types_are_accepted(monitor) -> None:
     result = validate(frame, monitor, START, END)
     assert len(result.accepted) == 1
     assert reasons(result) == {1: "feature cpu: missing"}
+
+
+def test_missing_features_can_be_kept_for_the_detector(tmp_path: Path) -> None:
+    keeping = load_monitor(
+        write_monitor(tmp_path, "keeping", BODY + "validation: {missing_features: keep}\n")
+    )
+    result = validate(
+        raw(
+            [
+                ("2026-03-01T01:00:00Z", "a", None, "1"),  # kept with cpu NaN
+                ("2026-03-01T02:00:00Z", "a", None, None),  # nothing left to score
+                ("2026-03-01T03:00:00Z", "a", "x", "1"),  # text is still refused
+            ]
+        ),
+        keeping,
+        START,
+        END,
+    )
+    assert len(result.accepted) == 1
+    assert np.isnan(result.accepted["cpu"].iloc[0]) and result.accepted["mem"].iloc[0] == 1.0
+    assert reasons(result) == {1: "every feature missing", 2: "feature cpu: not a number 'x'"}
