@@ -73,12 +73,14 @@ class GaussianMixtureDetector(Detector):
         self.center_ = np.nanmean(X, axis=0)
         scale = np.nanstd(X, axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        complete = X[~np.isnan(X).any(axis=1)]
+        gaps = np.isnan(X).any(axis=1)
+        complete = X[~gaps] if gaps.any() else X
         if len(complete) < 2:
             raise ValueError(
                 f"need at least 2 rows without missing values to fit a mixture, got {len(complete)}"
             )
-        Z = (complete - self.center_) / self.scale_
+        Z = complete - self.center_  # one copy, standardised in place
+        Z /= self.scale_
         size = self.n_components or self._size_by_bic(Z)
         mixture = self._mixture(size).fit(Z)
         self.weights_ = mixture.weights_
