@@ -109,7 +109,9 @@ class MADENetwork(nn.Module):
         return self.feature_nll(x).sum(-1).mean(0)
 
 
-def _spread_components(output: MaskedLinear, n_features: int, n_components: int, floor: float):
+def _spread_components(
+    output: MaskedLinear, n_features: int, n_components: int, floor: float
+) -> None:
     """Start each conditional as a spread of components (means -1..1, scale 0.5), not a heap.
 
     Every conditional is a mixture; the first feature of an ordering has only biases to

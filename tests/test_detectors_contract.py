@@ -159,3 +159,43 @@ def test_importing_detectors_does_not_import_torch_or_pyod() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+# -- the torch detectors' shared training loop ----------------------------------------------
+
+
+def test_the_training_budget_scales_with_the_rows() -> None:
+    from detectors.torch_support import COMPUTE_BUDGET, TrainingPlan
+
+    small = TrainingPlan.for_rows(50, None, max_epochs=300, max_steps=3000, n_parameters=10_000)
+    assert (small.batch_size, small.max_epochs) == (32, 300)  # many epochs of a few batches
+    large = TrainingPlan.for_rows(100_000, None, 300, 3000, n_parameters=10_000)
+    assert large.batch_size == 1024
+    assert large.max_epochs == 3000 // 98  # the step limit, at 98 batches per epoch
+    # a network of a million parameters on 10,000 rows (batches of 1000) affords 200 steps
+    wide = TrainingPlan.for_rows(10_000, None, 300, 3000, n_parameters=1_000_000)
+    assert COMPUTE_BUDGET // (1000 * 1_000_000) == 200
+    assert (wide.batch_size, wide.max_epochs) == (1000, 20)
+
+
+def test_training_stops_after_patience_and_keeps_the_best_epoch() -> None:
+    import torch  # after detectors, which sets torch's OpenMP up for shared machines
+
+    from detectors.torch_support import TrainingPlan, train_with_early_stopping
+
+    network = torch.nn.Linear(1, 1)
+    losses = iter([3.0, 1.0, 2.0, 2.5, 0.5])
+    epochs_seen: list[int] = []
+
+    def step(batch: torch.Tensor) -> None:
+        with torch.no_grad():
+            network.bias.fill_(len(epochs_seen))
+
+    def validation_loss() -> float:
+        epochs_seen.append(1)
+        return next(losses)
+
+    plan = TrainingPlan(batch_size=10, max_epochs=10)
+    epochs = train_with_early_stopping(network, torch.zeros(10, 1), step, validation_loss, plan, 2)
+    assert epochs == 4  # no improvement on epochs 3 and 4
+    assert network.bias.item() == 1.0  # the weights after epoch 2, the best
