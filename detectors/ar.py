@@ -1,22 +1,44 @@
 """Linear autoregressive detector: each step generated from the previous ones (a VAR).
 
 Input rows are flattened windows (``detectors.windows``): ``lags + 1`` steps of ``d``
-channels, oldest first. The last step is predicted from the ``lags`` before it by least
-squares (with a small ridge), and its residual is Gaussian with a full covariance learned
-on the training windows. Score: the exact predictive negative log-likelihood of the
-observed last step. Attribution: each channel's NLL given the other channels' residuals,
-put on that channel's last-step column (lag columns get 0). Missing last-step channels are
-marginalised out exactly; a missing lag value is imputed from its channel's nearest observed
-lag in the window (earlier first), or the channel's mean when it has none.
+channels, oldest first. The last step is predicted linearly from the lags, and its residual
+is Gaussian with a full covariance. Everything is computed from the mean and covariance of
+the standardised training windows, so a prediction can condition on any subset of the lags:
+the coefficients are a ridge regression on the observed lags, shrunk towards persistence
+(each channel's most recent observed value, the "Minnesota" prior of Bayesian VARs) rather
+than towards zero, so a channel that never moved in training is predicted to stay where it
+is, not to return to its mean.
+
+Score: the exact predictive negative log-likelihood of the observed last step. Missing values
+are handled exactly: the prediction uses only the observed lags (with none, the step's
+training distribution), and missing last-step channels are integrated out.
+Attribution: each channel's NLL given the other channels' residuals, put on that channel's
+last-step column (lag columns get 0).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from detectors.base import Detector
+from detectors.windows import channel_scaling, window_channels
 
 LOG_2PI = np.log(2 * np.pi)
+
+
+@dataclass(frozen=True)
+class _Conditional:
+    """The last step's Gaussian given one set of observed lag columns (standardised)."""
+
+    observed: np.ndarray  # bool over lag columns
+    coef: np.ndarray  # (observed lags, d): mean = target mean + (lags - lag mean) @ coef
+    covariance: np.ndarray  # (d, d) predictive covariance
+
+
+# Rows that share a pattern of observed lags, and the conditional they are scored with.
+_Group = tuple[np.ndarray, _Conditional]
 
 
 class LinearARDetector(Detector):
@@ -29,100 +51,129 @@ class LinearARDetector(Detector):
         on a data frame of windows; otherwise every column is a channel of a single step
         (no lags: a plain multivariate Gaussian).
     ridge : float
-        L2 penalty on the coefficients, relative to the number of training windows.
+        Weight of the prior on the coefficients, relative to the number of training windows
+        (added to the diagonal of the lags' covariance, in standardised units).
+    persistence : float
+        Prior mean of each channel's coefficient on its own most recent observed lag (the
+        other coefficients' prior mean is 0): 1 shrinks towards a random walk, 0 is a
+        plain ridge.
     min_variance : float
-        Floor on residual variances, in standardised units, so a channel that was
+        Floor on predictive variances, in standardised units, so a channel that was
         perfectly predictable in training cannot make any deviation infinitely unlikely.
     """
 
     kind = "ar"
-    missing_values = "impute"
+    missing_values = "marginalise"
 
     def __init__(
-        self, channels: int | None = None, ridge: float = 1e-3, min_variance: float = 1e-4
+        self,
+        channels: int | None = None,
+        ridge: float = 1e-3,
+        persistence: float = 1.0,
+        min_variance: float = 1e-4,
     ) -> None:
         self.channels = channels
         self.ridge = ridge
+        self.persistence = persistence
         self.min_variance = min_variance
 
     # -- fitting -----------------------------------------------------------------------
 
-    def _channels(self, n_columns: int) -> int:
-        names = [str(name) for name in getattr(self, "feature_names_in_", [])]
-        if self.channels is not None:
-            count = self.channels
-        elif any(name.endswith("@t-0") for name in names):
-            count = sum(name.endswith("@t-0") for name in names)
-        else:
-            count = n_columns
-        if count < 1 or n_columns % count:
-            raise ValueError(f"{n_columns} columns are not whole windows of {count} channels")
-        return count
-
     def _fit(self, X: np.ndarray) -> None:
-        d = self._channels(X.shape[1])
+        names = getattr(self, "feature_names_in_", ())
+        d = window_channels(X.shape[1], names, self.channels)
         self.n_channels_ = d
-        steps = X.reshape(len(X), -1, d)
-        self.center_ = np.nanmean(steps, axis=(0, 1))
-        scale = np.nanstd(steps, axis=(0, 1))
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        lags, target = self._split(X)
-        complete = ~np.isnan(target).any(axis=1)
+        self.center_, self.scale_ = channel_scaling(X, d)
+        Z = self._standardise(X)
+        complete = ~np.isnan(Z).any(axis=1)
         if complete.sum() < 2:
-            raise ValueError("need at least 2 windows whose last step is fully observed")
-        design = self._design(lags[complete])
-        penalty = self.ridge * complete.sum() * np.eye(design.shape[1])
-        penalty[0, 0] = 0.0  # the intercept is not shrunk
-        self.coef_ = np.linalg.solve(design.T @ design + penalty, design.T @ target[complete])
-        residuals = target[complete] - design @ self.coef_
-        covariance = np.atleast_2d(np.cov(residuals, rowvar=False, bias=True))
-        self.covariance_ = covariance + self.min_variance * np.eye(d)
+            raise ValueError("need at least 2 fully observed windows to fit")
+        self.mean_ = Z[complete].mean(axis=0)
+        self.covariance_ = np.atleast_2d(np.cov(Z[complete], rowvar=False, bias=True))
+        self._conditionals: dict[bytes, _Conditional] = {}
 
-    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised lag columns (gaps imputed) and the last step."""
+    def _standardise(self, X: np.ndarray) -> np.ndarray:
         d = self.n_channels_
-        steps = (X.reshape(len(X), -1, d) - self.center_) / self.scale_
-        lags = _fill_gaps(steps[:, :-1, :])
-        return lags.reshape(len(X), -1), steps[:, -1, :]
+        return ((X.reshape(len(X), -1, d) - self.center_) / self.scale_).reshape(len(X), -1)
 
-    @staticmethod
-    def _design(lags: np.ndarray) -> np.ndarray:
-        return np.hstack([np.ones((len(lags), 1)), lags])
-
-    def _residuals(self, X: np.ndarray) -> np.ndarray:
-        lags, target = self._split(X)
-        return target - self._design(lags) @ self.coef_
+    def _conditional(self, observed: np.ndarray) -> _Conditional:
+        """The last step given the lag columns marked in ``observed`` (cached per pattern)."""
+        key = np.packbits(observed).tobytes()
+        found = self._conditionals.get(key)
+        if found is not None:
+            return found
+        d = self.n_channels_
+        n_lags = len(self.mean_) - d
+        lag_index = np.flatnonzero(observed)
+        target = slice(n_lags, None)
+        cross = self.covariance_[lag_index, target]
+        lags = self.covariance_[np.ix_(lag_index, lag_index)]
+        prior = np.zeros((len(lag_index), d))
+        for channel in range(d):
+            own = lag_index[lag_index % d == channel]  # oldest first
+            if len(own):
+                prior[np.searchsorted(lag_index, own[-1]), channel] = self.persistence
+        coef = np.linalg.solve(
+            lags + self.ridge * np.eye(len(lag_index)), cross + self.ridge * prior
+        )
+        # the residual covariance of these coefficients on the training windows
+        covariance = self.covariance_[target, target] - cross.T @ coef - coef.T @ cross
+        covariance += coef.T @ lags @ coef
+        covariance = (covariance + covariance.T) / 2 + self.min_variance * np.eye(d)
+        found = _Conditional(observed.copy(), coef, covariance)
+        self._conditionals[key] = found
+        return found
 
     # -- scoring -----------------------------------------------------------------------
 
+    def _predictions(self, X: np.ndarray) -> tuple[np.ndarray, list[_Group]]:
+        """Standardised residuals of the last step, and the rows of each lag pattern with
+        its conditional."""
+        d = self.n_channels_
+        Z = self._standardise(X)
+        lags, target = Z[:, :-d], Z[:, -d:]
+        observed = ~np.isnan(lags)
+        if observed.all():
+            groups = [(np.arange(len(X)), self._conditional(np.ones(lags.shape[1], dtype=bool)))]
+        else:
+            patterns, which = np.unique(observed, axis=0, return_inverse=True)
+            groups = [
+                (np.flatnonzero(which.ravel() == k), self._conditional(pattern))
+                for k, pattern in enumerate(patterns)
+            ]
+        residuals = np.empty_like(target)
+        n_lags = lags.shape[1]
+        for rows, conditional in groups:
+            known = lags[np.ix_(rows, conditional.observed)]
+            centred = known - self.mean_[:n_lags][conditional.observed]
+            residuals[rows] = target[rows] - (self.mean_[n_lags:] + centred @ conditional.coef)
+        return residuals, groups
+
     def _score_samples(self, X: np.ndarray) -> np.ndarray:
-        residuals = self._residuals(X)
+        residuals, groups = self._predictions(X)
         log_likelihood = np.empty(len(X))
         observed = ~np.isnan(residuals)
-        patterns, which = np.unique(observed, axis=0, return_inverse=True)
-        for number, pattern in enumerate(patterns):
-            rows = which.ravel() == number
-            log_likelihood[rows] = self._gaussian_log_density(residuals[rows][:, pattern], pattern)
+        for rows, conditional in groups:
+            patterns, which = np.unique(observed[rows], axis=0, return_inverse=True)
+            for number, pattern in enumerate(patterns):
+                subset = rows[which.ravel() == number]
+                log_likelihood[subset] = _gaussian_log_density(
+                    residuals[subset][:, pattern], conditional.covariance[np.ix_(pattern, pattern)]
+                )
         return log_likelihood - (np.log(self.scale_) * observed).sum(axis=1)
-
-    def _gaussian_log_density(self, residuals: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        if not observed.any():
-            return np.zeros(len(residuals))
-        covariance = self.covariance_[np.ix_(observed, observed)]
-        chol = np.linalg.cholesky(covariance)
-        solved = np.linalg.solve(chol, residuals.T)
-        log_det = 2 * np.log(np.diagonal(chol)).sum()
-        return -0.5 * (observed.sum() * LOG_2PI + log_det + (solved**2).sum(axis=0))
 
     def _attribute(self, X: np.ndarray) -> np.ndarray:
         """Each channel's NLL given the others' residuals, on its last-step column."""
-        residuals = np.nan_to_num(self._residuals(X), nan=0.0)
-        precision = np.linalg.inv(self.covariance_)
-        diagonal = np.diagonal(precision)
-        projected = residuals @ precision
-        conditional = 0.5 * (LOG_2PI - np.log(diagonal) + projected**2 / diagonal)
+        residuals, groups = self._predictions(X)
+        residuals = np.nan_to_num(residuals, nan=0.0)
         out = np.zeros(X.shape)
-        out[:, -self.n_channels_ :] = conditional
+        for rows, conditional in groups:
+            precision = np.linalg.inv(conditional.covariance)
+            diagonal = np.diagonal(precision)
+            projected = residuals[rows] @ precision
+            out[rows, -self.n_channels_ :] = 0.5 * (
+                LOG_2PI - np.log(diagonal) + projected**2 / diagonal
+            )
         return out
 
     # -- persistence -------------------------------------------------------------------
@@ -131,28 +182,22 @@ class LinearARDetector(Detector):
         return {
             "center": self.center_,
             "scale": self.scale_,
-            "coef": self.coef_,
+            "mean": self.mean_,
             "covariance": self.covariance_,
         }
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         self.center_, self.scale_ = weights["center"], weights["scale"]
-        self.coef_, self.covariance_ = weights["coef"], weights["covariance"]
+        self.mean_, self.covariance_ = weights["mean"], weights["covariance"]
         self.n_channels_ = len(self.center_)
+        self._conditionals = {}
 
 
-def _fill_gaps(lags: np.ndarray) -> np.ndarray:
-    """Fill each channel's missing lags forward in time, then backward, then with 0 (the mean).
-
-    ``lags`` is (windows, steps, channels), standardised.
-    """
-    if not np.isnan(lags).any():
-        return lags
-    filled = lags.copy()
-    for step in range(1, filled.shape[1]):
-        gap = np.isnan(filled[:, step])
-        filled[:, step][gap] = filled[:, step - 1][gap]
-    for step in range(filled.shape[1] - 2, -1, -1):
-        gap = np.isnan(filled[:, step])
-        filled[:, step][gap] = filled[:, step + 1][gap]
-    return np.nan_to_num(filled, nan=0.0)
+def _gaussian_log_density(residuals: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """Log-density of each row of ``residuals`` under N(0, covariance)."""
+    if residuals.shape[1] == 0:
+        return np.zeros(len(residuals))
+    chol = np.linalg.cholesky(covariance)
+    solved = np.linalg.solve(chol, residuals.T)
+    log_det = 2 * np.log(np.diagonal(chol)).sum()
+    return -0.5 * (residuals.shape[1] * LOG_2PI + log_det + (solved**2).sum(axis=0))

@@ -18,6 +18,9 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+# A channel whose spread is below this share of its magnitude counts as constant.
+CONSTANT_SPREAD = 1e-9
+
 
 @dataclass
 class Windows:
@@ -87,3 +90,33 @@ def per_feature(attribution: np.ndarray, n_features: int) -> np.ndarray:
     if columns % n_features:
         raise ValueError(f"{columns} window columns do not divide into {n_features} features")
     return attribution.reshape(rows, columns // n_features, n_features).sum(axis=1)
+
+
+def window_channels(n_columns: int, names: Sequence[str] = (), channels: int | None = None) -> int:
+    """How many channels (features per step) flattened windows of ``n_columns`` hold.
+
+    ``channels`` when given; else the number of ``<feature>@t-0`` names among ``names``;
+    else every column is a channel of a single step.
+    """
+    if channels is not None:
+        count = channels
+    elif any(str(name).endswith("@t-0") for name in names):
+        count = sum(str(name).endswith("@t-0") for name in names)
+    else:
+        count = n_columns
+    if count < 1 or n_columns % count:
+        raise ValueError(f"{n_columns} columns are not whole windows of {count} channels")
+    return count
+
+
+def channel_scaling(values: np.ndarray, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's mean and standard deviation over every step of flattened windows.
+
+    A channel whose spread is below ``CONSTANT_SPREAD`` of its magnitude counts as constant
+    and gets scale 1 (its own units), so rounding noise is not blown up into large values.
+    """
+    steps = values.reshape(len(values), -1, n_channels)
+    center = np.nanmean(steps, axis=(0, 1))
+    scale = np.nanstd(steps, axis=(0, 1))
+    varies = scale > CONSTANT_SPREAD * np.maximum(1.0, np.abs(center))
+    return center, np.where(varies, scale, 1.0)

@@ -83,14 +83,35 @@ def test_a_missing_last_step_channel_is_marginalised(fitted) -> None:
     model, windows = fitted
     only_a = windows.iloc[[100]].copy()
     only_a["b@t-0"] = np.nan
-    # by hand: a's residual under its marginal N(0, covariance_aa), in a's original units
-    lags = (windows.iloc[100].to_numpy()[:-2].reshape(-1, 2) - model.center_) / model.scale_
-    predicted = np.concatenate([[1.0], lags.ravel()]) @ model.coef_[:, 0]
-    residual = (windows.iloc[100]["a@t-0"] - model.center_[0]) / model.scale_[0] - predicted
-    variance = model.covariance_[0, 0]
-    expected = -0.5 * (np.log(2 * np.pi * variance) + residual**2 / variance)
+    # by hand: a's last step regressed on every lag (ridge towards persistence), marginal in b
+    z = (windows.iloc[100].to_numpy().reshape(-1, 2) - model.center_) / model.scale_
+    lags, a_now = z[:-1].ravel(), z[-1, 0]
+    mean, cov = model.mean_, model.covariance_
+    n = len(lags)
+    prior = np.zeros(n)
+    prior[n - 2] = model.persistence  # a@t-1
+    coef = np.linalg.solve(cov[:n, :n] + model.ridge * np.eye(n), cov[:n, n] + model.ridge * prior)
+    predicted = mean[n] + (lags - mean[:n]) @ coef
+    variance = cov[n, n] - 2 * cov[n, :n] @ coef + coef @ cov[:n, :n] @ coef + model.min_variance
+    expected = -0.5 * (np.log(2 * np.pi * variance) + (a_now - predicted) ** 2 / variance)
     assert model.score_samples(only_a)[0] == pytest.approx(expected - np.log(model.scale_[0]))
-    assert model.imputed_rows(only_a).tolist() == [True]
+    assert model.imputed_rows(only_a).tolist() == [False], "marginalised, not imputed"
+
+
+def test_a_window_without_observed_lags_gets_the_steps_marginal(fitted) -> None:
+    model, windows = fitted
+    first = windows.iloc[[200]].copy()
+    first[[c for c in windows.columns if not c.endswith("@t-0")]] = np.nan  # a series' start
+    z = (windows.iloc[200][["a@t-0", "b@t-0"]].to_numpy() - model.center_) / model.scale_
+    n = len(model.mean_) - 2
+    covariance = model.covariance_[n:, n:] + model.min_variance * np.eye(2)
+    residual = z - model.mean_[n:]
+    expected = -0.5 * (
+        2 * np.log(2 * np.pi)
+        + np.linalg.slogdet(covariance)[1]
+        + residual @ np.linalg.solve(covariance, residual)
+    )
+    assert model.score_samples(first)[0] == pytest.approx(expected - np.log(model.scale_).sum())
 
 
 def test_lag_order_matters_on_an_autoregressive_series() -> None:
@@ -106,3 +127,20 @@ def test_lag_order_matters_on_an_autoregressive_series() -> None:
     with_scores = with_lags.decision_function(windows_of(data))
     assert with_scores[3200] > with_scores[clean([3200], len(with_scores))].max()
     assert rank_without > 0
+
+
+def test_a_channel_constant_in_training_is_predicted_to_stay_where_it_is() -> None:
+    steps = np.r_[np.full(600, -1.0), np.full(20, -1.0), np.full(20, 1.0)]
+    windows = make_windows(
+        pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=640, freq="1min"), "x": steps}),
+        timestamp="ts",
+        features=["x"],
+        frequency=timedelta(minutes=1),
+        window=8,
+    ).frame()
+    model = detectors.create("ar").fit(windows.iloc[:600])
+    scores = model.decision_function(windows.iloc[600:])
+    jump = 20
+    assert scores[jump] > scores[:jump].max() + 100, "the jump is an anomaly"
+    # the new level is not: persistence, not a return to the training mean
+    np.testing.assert_allclose(scores[jump + 1 :], scores[0])
