@@ -29,6 +29,7 @@ REGISTRY: dict[str, str] = {
     "gan": "detectors.gan:ALADDetector",
     "gmm": "detectors.gmm:GaussianMixtureDetector",
     "made": "detectors.made:MADEDetector",
+    "nar": "detectors.neural_ar:NeuralARDetector",
     "vae": "detectors.vae:VariationalAutoencoder",
 }
 # kind prefix -> "module:Class" for families of kinds: "pyod:<Name>" wraps PyOD's <Name>.
