@@ -1,4 +1,4 @@
-"""What the benchmark runners share: detector specs, splits, fitting, calibration and results.
+"""What the benchmark runners share: detector specs, splits, fitting, metrics and results.
 
 A detector is named by a spec string, ``kind`` or ``kind(param=value, ...)``:
 
@@ -8,7 +8,8 @@ A detector is named by a spec string, ``kind`` or ``kind(param=value, ...)``:
   and ``pyod:<Name>``, PyOD behind our adapter), so it runs through our Detector contract.
 
 :func:`fit_and_score` is the one place where a detector meets the arrays: each runner hands
-it rows (a window of one time step for time series, today) and gets anomaly scores back.
+it rows (for time series, windows: see ``benchmarks.streaming``) and gets anomaly scores
+back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import argparse
 import ast
 import functools
 import inspect
-import math
 import os
 import platform
 import random
@@ -46,7 +46,7 @@ from atalaia.evaluation import (
     markdown_table,
     point_metrics,
 )
-from detectors import ConformalCalibrator, pyod_adapter
+from detectors import pyod_adapter
 from detectors.pyod_adapter import pyod_class
 
 REPO = Path(__file__).resolve().parents[1]
@@ -257,103 +257,47 @@ def subsample(indices: np.ndarray, max_rows: int | None, rng: np.random.Generato
     return np.sort(rng.choice(indices, size=max_rows, replace=False))
 
 
-# -- calibration ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CalibrationPolicy:
-    """How the time-series runners turn scores into flags, as the product does by default.
-
-    The last ``fraction`` of the training rows (at least the fewest rows that can give a
-    conformal p-value below ``alpha``) calibrates; the rows before it fit the detector.
-    """
-
-    alpha: float = 0.01
-    fraction: float = 0.25
-
-    @property
-    def min_rows(self) -> int:
-        """The fewest calibration rows n with ``1 / (n + 1) < alpha``."""
-        rows = max(1, math.ceil(1 / self.alpha - 1))
-        return rows if 1 / (rows + 1) < self.alpha else rows + 1
-
-    def calibration_rows(self, n_train: int) -> int:
-        """How many of ``n_train`` rows (the last ones) calibrate."""
-        return max(math.ceil(self.fraction * n_train), self.min_rows)
-
-    def describe(self) -> str:
-        """One sentence for a results file."""
-        return (
-            f"the detector is fitted on the first rows of the training part and calibrated on "
-            f"its last {self.fraction:.0%} (at least {self.min_rows} rows, the fewest that "
-            f"can give p < alpha); a row is flagged when its conformal p-value < "
-            f"alpha = {self.alpha}; consecutive flagged rows form one detected event"
-        )
-
-
-@dataclass(frozen=True)
-class Calibrated:
-    """Test-row scores of a detector fitted and calibrated on the training rows."""
-
-    scores: np.ndarray
-    log_p_values: np.ndarray  # exact where p underflows, so it keeps ranking far-out rows
-    flags: np.ndarray
-    fit_rows: int
-    calibration_rows: int
-    fit_seconds: float
-    score_seconds: float
-
-
-def fit_calibrated(
-    spec: DetectorSpec,
-    train: np.ndarray,
-    test: np.ndarray,
-    seed: int,
-    policy: CalibrationPolicy,
-) -> Calibrated:
-    """Fit on the head of ``train``, calibrate on its tail (in time), score ``test``."""
-    n_calibration = policy.calibration_rows(len(train))
-    n_fit = len(train) - n_calibration
-    if n_fit < 2:
-        raise DetectorFailure(
-            f"{len(train)} training rows leave {n_fit} to fit after {n_calibration} calibrate"
-        )
-    fitted = fit_and_score(spec, train[:n_fit], [train[n_fit:], test], seed)
-    calibrator = ConformalCalibrator(alpha=policy.alpha).fit(fitted.scores[0])
-    log_p_values = calibrator.log_p_values(fitted.scores[1])
-    return Calibrated(
-        scores=fitted.scores[1],
-        log_p_values=log_p_values,
-        flags=calibrator.flags(np.exp(log_p_values)),
-        fit_rows=n_fit,
-        calibration_rows=n_calibration,
-        fit_seconds=fitted.fit_seconds,
-        score_seconds=fitted.score_seconds,
-    )
-
-
 # -- time-series metrics -------------------------------------------------------------------
 
 
+def flag_events(flags: np.ndarray, max_gap: int = 0) -> list[tuple[int, int]]:
+    """Inclusive row ranges of events: runs of flagged rows, merged when at most ``max_gap``
+    unflagged rows lie between them (the product's event logic, in rows)."""
+    events: list[tuple[int, int]] = []
+    for begin, finish in flags_to_events(np.asarray(flags, dtype=bool)):
+        if events and begin - events[-1][1] - 1 <= max_gap:
+            events[-1] = (events[-1][0], finish)
+        else:
+            events.append((begin, finish))
+    return events
+
+
 def series_metrics(
-    scores: np.ndarray, flags: np.ndarray, true_events: Sequence[tuple[int, int]]
+    scores: np.ndarray,
+    flags: np.ndarray,
+    true_events: Sequence[tuple[int, int]],
+    max_gap: int = 0,
 ) -> dict[str, Any]:
     """One series' event counts, AUCs (where both classes occur) and point F1s.
 
-    ``true_events`` are inclusive row ranges; the flags' runs are the detected events.
+    ``true_events`` are inclusive row ranges; detected events are the flagged rows merged
+    with ``max_gap`` (see :func:`flag_events`). Rows without a score (NaN, never flagged)
+    are left out of the AUCs.
     """
     labels = events_to_flags(true_events, len(scores))
-    counts = event_counts(true_events, flags_to_events(flags))
+    counts = event_counts(true_events, flag_events(flags, max_gap))
     points = point_metrics(labels, flags)
-    both_classes = 0 < labels.sum() < len(labels)
+    scored = ~np.isnan(scores)
+    both_classes = 0 < labels[scored].sum() < scored.sum()
     return {
         "labelled_events": len(true_events),
         "tp": counts.tp,
         "fp": counts.fp,
         "fn": counts.fn,
         "flagged_rows": int(np.sum(flags)),
-        "auc_roc": auc_roc(labels, scores) if both_classes else None,
-        "auc_pr": auc_pr(labels, scores) if both_classes else None,
+        "flagged_share": float(np.mean(flags)) if len(flags) else 0.0,
+        "auc_roc": auc_roc(labels[scored], scores[scored]) if both_classes else None,
+        "auc_pr": auc_pr(labels[scored], scores[scored]) if both_classes else None,
         "point_f1": points.f1,
         "point_f1_pa": points.f1_point_adjusted,
     }
@@ -371,8 +315,9 @@ def failed_series(true_events: Sequence[tuple[int, int]], failure: DetectorFailu
 
 
 def summarise_series(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Per group: series, failures, TP/FP/FN summed then F1, mean AUCs and point F1s, seconds."""
-    needed = ["error", "auc_roc", "auc_pr", "point_f1", "point_f1_pa"]
+    """Per group: series, failures, TP/FP/FN summed then F1, mean flagged share, AUCs and
+    point F1s, seconds."""
+    needed = ["error", "flagged_share", "auc_roc", "auc_pr", "point_f1", "point_f1_pa"]
     needed += ["fit_seconds", "score_seconds"]
     rows = rows.reindex(columns=list(dict.fromkeys([*rows.columns, *needed])))
     rows = rows.assign(failed=rows["error"].notna())
@@ -384,6 +329,7 @@ def summarise_series(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             tp=("tp", "sum"),
             fp=("fp", "sum"),
             fn=("fn", "sum"),
+            flagged_share=("flagged_share", "mean"),
             auc_roc=("auc_roc", "mean"),
             auc_pr=("auc_pr", "mean"),
             point_f1=("point_f1", "mean"),
@@ -491,17 +437,6 @@ def argument_parser(description: str, data_subdir: str, output: str) -> argparse
         help="the published result tables (default: %(default)s)",
     )
     return parser
-
-
-def add_calibration_options(parser: argparse.ArgumentParser) -> None:
-    """``--alpha`` and ``--calibration-fraction``, for the runners that flag rows."""
-    parser.add_argument("--alpha", type=float, default=CalibrationPolicy.alpha)
-    parser.add_argument("--calibration-fraction", type=float, default=CalibrationPolicy.fraction)
-
-
-def calibration_policy(args: argparse.Namespace) -> CalibrationPolicy:
-    """The policy given by ``--alpha`` and ``--calibration-fraction``."""
-    return CalibrationPolicy(alpha=args.alpha, fraction=args.calibration_fraction)
 
 
 def setup(args: argparse.Namespace) -> list[DetectorSpec]:

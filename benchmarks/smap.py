@@ -1,13 +1,16 @@
 """SMAP/MSL telemetry: train on ``train/<chan>.npy``, score ``test/<chan>.npy``, count events.
 
-    .venv/bin/python -m benchmarks.smap [--data-dir DIR] [--detectors gmm,pyod.IForest]
+    .venv/bin/python -m benchmarks.smap [--data-dir DIR] [--detectors ar,nar] [--window 32]
 
 The data folder holds ``labeled_anomalies.csv`` (telemanom's labels) and either ``train/`` and
 ``test/`` folders or tarballs that unpack to them (Merlion's ``SMAP.tar.gz``); a tarball is
 unpacked once into a cache folder outside the repository. Every channel the labels list and
-the data holds is run, of either spacecraft. Each detector is fitted and calibrated on the
-channel's training array (see ``CalibrationPolicy``), its flags on the test array become
-events, and the events are counted as Orion does: TP, FP and FN summed over channels, then F1.
+the data holds is run, of either spacecraft. A channel's training array is the initial
+baseline and its test array is scored after it, step by step (``benchmarks.streaming``: the
+two are separate segments, which windows never cross); the flags on the test array become
+events, counted as Orion does: TP, FP and FN summed over channels, then F1. ``--columns``
+picks the channel's columns: ``value`` (the telemetry value, column 0, as Orion uses) or
+``all`` (the value and the 24 command flags).
 """
 
 from __future__ import annotations
@@ -25,15 +28,11 @@ import pandas as pd
 
 from atalaia.evaluation import markdown_table
 from benchmarks.common import (
-    CalibrationPolicy,
     DetectorFailure,
     DetectorSpec,
-    add_calibration_options,
     argument_parser,
-    calibration_policy,
     failed_series,
     failures_section,
-    fit_calibrated,
     log,
     orion_signals,
     provenance,
@@ -44,8 +43,18 @@ from benchmarks.common import (
     summarise_series,
     write_results,
 )
+from benchmarks.streaming import (
+    TIME_SERIES_POLICY,
+    StreamPolicy,
+    add_stream_options,
+    series_windows,
+    stream,
+    stream_policy,
+)
 
 LABELS_FILE = "labeled_anomalies.csv"
+# --columns: which of a channel's 25 columns the detectors see
+COLUMNS = {"value": [0], "all": list(range(25))}
 SUMMARY_COLUMNS = [
     "detector",
     "series",
@@ -57,6 +66,7 @@ SUMMARY_COLUMNS = [
     "recall",
     "event_f1",
     "event_f1_orion_signals",
+    "flagged_share",
     "auc_roc",
     "auc_pr",
     "point_f1",
@@ -147,9 +157,11 @@ def run_channel(
     test: np.ndarray,
     specs: list[DetectorSpec],
     seed: int,
-    policy: CalibrationPolicy,
+    policy: StreamPolicy,
 ) -> list[dict]:
-    """One result row per detector for one channel."""
+    """One result row per detector for one channel (arrays already cut to the columns)."""
+    segment = np.repeat([0, 1], [len(train), len(test)])
+    windows = series_windows(np.vstack([train, test]), policy.window, segment)
     rows = []
     for spec in specs:
         row = {
@@ -160,14 +172,17 @@ def run_channel(
             "test_rows": len(test),
         }
         try:
-            run = fit_calibrated(spec, train, test, seed, policy)
+            run = stream(spec, windows, len(train), policy, seed, segment)
         except DetectorFailure as failure:
             rows.append(row | failed_series(channel.anomalies, failure))
             continue
+        tested = slice(len(train), None)
         rows.append(
             row
-            | {"fit_rows": run.fit_rows, "calibration_rows": run.calibration_rows}
-            | series_metrics(run.scores, run.flags, channel.anomalies)
+            | {"fits": run.fits}
+            | series_metrics(
+                run.scores[tested], run.flags[tested], channel.anomalies, policy.max_gap
+            )
             | {"fit_seconds": run.fit_seconds, "score_seconds": run.score_seconds}
         )
     return rows
@@ -189,19 +204,25 @@ def report(
     rows: pd.DataFrame,
     summaries: dict[str, pd.DataFrame],
     published_dir: Path,
-    policy: CalibrationPolicy,
+    policy: StreamPolicy,
+    columns: str,
     missing: list[str],
 ) -> str:
     """The markdown results page."""
     text = [
         "# SMAP/MSL telemetry: event F1 as Orion counts it\n",
         provenance(),
-        f"- protocol: train on `train/<chan>.npy`, score `test/<chan>.npy`; {policy.describe()}.",
-        "- each time step's 25 values are one row (a window of 1); no detector sees the past.",
+        "- protocol: the training array `train/<chan>.npy` is the initial baseline, the test "
+        "array `test/<chan>.npy` is scored after it, walking forward (`benchmarks.streaming`): "
+        f"{policy.describe()}.",
+        f"- columns: `{columns}` ({len(COLUMNS[columns])} per step); the same settings for "
+        "every channel and detector.",
         "- TP/FP/FN are summed over channels, then F1 = 2TP / (2TP + FP + FN); a channel a "
-        "detector failed on counts its labelled events as missed. AUCs and point F1s are "
-        "means over channels; point-adjusted F1 (`point_f1_pa`) is inflated and only shown "
-        "beside the unadjusted one.",
+        "detector failed on counts its labelled events as missed. `flagged_share` is the mean "
+        "share of test rows flagged: Orion's count rewards one event over a whole test array "
+        "as a true positive, so read F1 beside it. AUCs and point F1s are means over "
+        "channels; point-adjusted F1 (`point_f1_pa`) is inflated and only shown beside the "
+        "unadjusted one.",
     ]
     if missing:
         text.append(f"- listed in the labels but not in the data: {', '.join(missing)}")
@@ -225,12 +246,13 @@ def report(
 def main() -> None:
     """Run the benchmark and write ``benchmarks/results/smap.md`` and ``smap.csv``."""
     parser = argument_parser(__doc__.splitlines()[0], "smap", "smap")
-    add_calibration_options(parser)
+    add_stream_options(parser, TIME_SERIES_POLICY)
     parser.add_argument("--channels", help="comma-separated channel ids (default: all listed)")
+    parser.add_argument("--columns", choices=sorted(COLUMNS), default="value")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     args = parser.parse_args()
     specs = setup(args)
-    policy = calibration_policy(args)
+    policy = stream_policy(args)
     channels = load_channels(args.data_dir / LABELS_FILE)
     if args.channels:
         wanted = set(args.channels.split(","))
@@ -243,7 +265,8 @@ def main() -> None:
             missing.append(channel.name)
             continue
         log(f"{channel.spacecraft} {channel.name}")
-        rows += run_channel(channel, *arrays, specs, args.seed, policy)
+        train, test = (array[:, COLUMNS[args.columns]] for array in arrays)
+        rows += run_channel(channel, train, test, specs, args.seed, policy)
     if not rows:
         parser.error(f"no channel of {args.data_dir / LABELS_FILE} found in {args.data_dir}")
     frame = pd.DataFrame(rows)
@@ -251,7 +274,7 @@ def main() -> None:
         spacecraft: summary(frame, spacecraft, args.published_dir)
         for spacecraft in frame["spacecraft"].unique()
     }
-    text = report(frame, summaries, args.published_dir, policy, missing)
+    text = report(frame, summaries, args.published_dir, policy, args.columns, missing)
     tables = {"": frame, "summary": pd.concat(summaries, names=["spacecraft"]).reset_index(0)}
     for path in write_results(args.results_dir, args.output, text, tables):
         log(f"wrote {path}")

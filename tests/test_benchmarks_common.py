@@ -12,11 +12,10 @@ import pytest
 import detectors
 from benchmarks import nab, smap, tabular
 from benchmarks.common import (
-    CalibrationPolicy,
     DetectorFailure,
     build_detector,
     fit_and_score,
-    fit_calibrated,
+    flag_events,
     load_orion_f1,
     normal_split,
     parse_spec,
@@ -25,6 +24,7 @@ from benchmarks.common import (
     subsample,
     summarise_series,
 )
+from benchmarks.streaming import StreamPolicy
 from detectors.gmm import GaussianMixtureDetector
 
 # --- specs --------------------------------------------------------------------------------
@@ -147,33 +147,7 @@ def test_tabular_files_are_chosen_by_stem_or_name(tmp_path: Path) -> None:
         tabular.data_files(tmp_path, ["nosuch"])
 
 
-# --- calibration and time-series metrics --------------------------------------------------
-
-
-@pytest.mark.parametrize(("alpha", "rows"), [(0.01, 100), (0.03, 33), (0.05, 20), (0.5, 2)])
-def test_min_calibration_rows_is_the_fewest_that_can_reach_alpha(alpha: float, rows: int) -> None:
-    policy = CalibrationPolicy(alpha=alpha)
-    assert policy.min_rows == rows
-    assert 1 / (rows + 1) < alpha <= 1 / rows
-
-
-def test_calibration_takes_a_share_of_the_training_rows_but_at_least_the_minimum() -> None:
-    policy = CalibrationPolicy(alpha=0.01, fraction=0.25)
-    assert policy.calibration_rows(2872) == 718
-    assert policy.calibration_rows(312) == 100
-
-
-def test_fit_calibrated_flags_test_rows_unlike_the_training_rows() -> None:
-    train = blobs(800)
-    test = np.vstack([blobs(200, seed=2), blobs(10, seed=3) + 8.0])
-    run = fit_calibrated(
-        parse_spec("gmm(n_components=2)"), train, test, seed=0, policy=CalibrationPolicy()
-    )
-    assert (run.fit_rows, run.calibration_rows) == (600, 200)
-    assert run.flags[-10:].all() and run.flags[:200].mean() < 0.05
-    assert (run.log_p_values[-10:] < np.log(0.01)).all()
-    with pytest.raises(DetectorFailure, match="leave 1 to fit"):
-        fit_calibrated(parse_spec("gmm"), blobs(101), test, seed=0, policy=CalibrationPolicy())
+# --- time-series metrics ------------------------------------------------------------------
 
 
 def test_series_metrics_count_events_and_points() -> None:
@@ -186,6 +160,21 @@ def test_series_metrics_count_events_and_points() -> None:
     assert row["point_f1_pa"] == pytest.approx(4 / 6)  # TP 2, FP 2, FN 0
     no_events = series_metrics(scores, flags, [])
     assert no_events["auc_roc"] is None and no_events["fp"] == 2
+    merged = series_metrics(scores, flags, [(2, 3)], max_gap=2)
+    assert (merged["tp"], merged["fp"]) == (1, 0), "the flags 2 rows apart are one event"
+
+
+def test_rows_without_a_score_are_left_out_of_the_aucs() -> None:
+    scores = np.array([np.nan, np.nan, 0.1, 0.9, 0.2])
+    row = series_metrics(scores, np.zeros(5, dtype=bool), [(0, 0), (3, 3)])
+    assert row["auc_roc"] == 1.0 and row["fn"] == 2
+
+
+def test_flagged_rows_close_together_form_one_event() -> None:
+    flags = np.array([1, 1, 0, 1, 0, 0, 1], dtype=bool)
+    assert flag_events(flags) == [(0, 1), (3, 3), (6, 6)]
+    assert flag_events(flags, max_gap=1) == [(0, 3), (6, 6)]
+    assert flag_events(flags, max_gap=2) == [(0, 6)]
 
 
 def test_summaries_sum_counts_before_taking_f1() -> None:
@@ -248,14 +237,18 @@ def test_nab_file_trains_on_the_probation_and_counts_windows_after_it() -> None:
     values[1500:1510] += 12.0
     frame = pd.DataFrame({"timestamp": stamps, "value": values})
     windows = [(stamps[1450], stamps[1550])]
+    policy = StreamPolicy(window=4, alpha=1e-3, retrain_every=500)
     rows, scores = nab.run_file(
-        "cat/f.csv", frame, windows, [parse_spec("gmm")], 0, CalibrationPolicy()
+        "cat/f.csv", frame, windows, [parse_spec("ar")], 0, policy, pd.Timedelta(hours=1)
     )
     (row,) = rows
-    assert row["probation_rows"] == 300 and row["fit_rows"] + row["calibration_rows"] == 300
+    assert row["probation_rows"] == 300 and row["fits"] == 4  # 1,700 rows after, 500 a time
     assert row["labelled_events"] == 1 and row["tp"] == 1
-    assert len(scores["gmm"]) == 2000 and (scores["gmm"] >= 0).all()
-    assert scores["gmm"][1500:1510].min() > np.percentile(scores["gmm"][300:1450], 99)
+    alerts = scores["ar"]
+    assert len(alerts) == 2000 and (alerts >= 0).all()
+    assert alerts[1500] > np.percentile(alerts[300:1450], 99)
+    assert (alerts[1501:1510] < alerts[1500]).all(), "an hour's hold: the incident pages once"
+    assert nab.hold_rows(frame["timestamp"], pd.Timedelta(days=1)) == 288
 
 
 def test_orion_f1_table_is_read_by_pipeline_and_data_set(tmp_path: Path) -> None:
