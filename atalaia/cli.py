@@ -1,7 +1,7 @@
-"""The ``atalaia`` command line: the jobs, the store's schema, events and the demo.
+"""The atalaia command line: the jobs, the store's schema, events, labels and the demo.
 
 Every command exits non-zero with a one-line reason when input, configuration or the
-environment is wrong; settings come from ``ATALAIA_*`` environment variables.
+environment is wrong; settings come from ATALAIA_* environment variables.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +27,8 @@ from detectors import ArtifactError
 from storage.batches import quarantine_rows
 from storage.engine import StoreUnavailable, redact, transaction
 from storage.events import events_overlapping
-from storage.monitors import monitor_id
+from storage.labels import add_label, labels_overlapping
+from storage.monitors import ensure_monitor, monitor_id
 from storage.registry import champion, find_model, list_models
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -37,6 +38,10 @@ models_app = typer.Typer(
     help="The model registry: versions, champion, rollback.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+labels_app = typer.Typer(
+    help="Known incidents: left out of baselines, used to evaluate.", no_args_is_help=True
+)
+app.add_typer(labels_app, name="labels")
 console = Console()
 
 MonitorArg = Annotated[
@@ -282,6 +287,60 @@ def demo() -> None:
         task = progress.add_task("demo", total=steps())
         report = run_demo(settings, lambda text: progress.update(task, advance=1, description=text))
     _print_demo(report, settings)
+
+
+@labels_app.command("add")
+@user_errors
+def labels_add(
+    monitor: MonitorArg,
+    start: Annotated[str, typer.Option(help="first time of the incident, ISO 8601")],
+    end: Annotated[str, typer.Option(help="last time of the incident (inclusive)")],
+    entity: Annotated[str | None, typer.Option(help="its entity (default: all)")] = None,
+    note: Annotated[str, typer.Option(help="what happened")] = "",
+) -> None:
+    """Record a known incident of a monitor."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    first, last = as_utc(start), as_utc(end)
+    if first > last:
+        raise AtalaiaError(f"label start {first} is after its end {last}")
+    with transaction(store.require_current(settings.store_url)) as session:
+        identifier = ensure_monitor(session, config.name, config.model_dump(mode="json"))
+        number = add_label(session, identifier, first, last, entity=entity, note=note)
+    console.print(f"{config.name}: label {number} recorded")
+
+
+@labels_app.command("list")
+@user_errors
+def labels_list(monitor: MonitorArg) -> None:
+    """List a monitor's labelled incidents."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    with transaction(store.require_current(settings.store_url)) as session:
+        identifier = monitor_id(session, config.name)
+        rows = (
+            []
+            if identifier is None
+            else labels_overlapping(
+                session,
+                identifier,
+                datetime.min.replace(tzinfo=UTC),
+                datetime.max.replace(tzinfo=UTC),
+            )
+        )
+    table = Table(title=f"{config.name}: labels")
+    for column in ("id", "entity", "start", "end", "kind", "note"):
+        table.add_column(column)
+    for label in rows:
+        table.add_row(
+            str(label.id),
+            label.entity or "(all)",
+            f"{label.start_ts:%Y-%m-%d %H:%M}",
+            f"{label.end_ts:%Y-%m-%d %H:%M}",
+            label.kind,
+            label.note,
+        )
+    console.print(table)
 
 
 Version = Annotated[int, typer.Argument(help="model version number")]

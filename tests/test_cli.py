@@ -14,7 +14,24 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["db", "upgrade"], ["ingest"], ["train"], ["score"], ["events"], ["demo"]]
+    "command",
+    [
+        [],
+        ["db", "upgrade"],
+        ["ingest"],
+        ["train"],
+        ["score"],
+        ["events"],
+        ["report"],
+        ["evaluate"],
+        ["demo"],
+        ["models", "list"],
+        ["models", "show"],
+        ["models", "promote"],
+        ["models", "rollback"],
+        ["labels", "add"],
+        ["labels", "list"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
@@ -64,3 +81,33 @@ def test_an_unreachable_store_is_one_line_without_password(
     assert result.exit_code == 1
     assert result.output.startswith("error: cannot reach store postgresql+psycopg://u:***@")
     assert "topsecret" not in result.output
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_labels_are_recorded_and_listed(servers, settings: Settings) -> None:
+    added = runner.invoke(
+        app,
+        [
+            "labels",
+            "add",
+            "servers",
+            "--start",
+            "2026-01-06T10:00",
+            "--end",
+            "2026-01-06T11:00",
+            "--entity",
+            "host-2",
+            "--note",
+            "disk full",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    assert "label 1 recorded" in added.output
+    listed = runner.invoke(app, ["labels", "list", "servers"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "host-2" in listed.output and "disk full" in listed.output
+    backwards = runner.invoke(
+        app,
+        ["labels", "add", "servers", "--start", "2026-01-06T11:00", "--end", "2026-01-06T10:00"],
+    )
+    assert backwards.exit_code == 1 and "is after its end" in backwards.output
