@@ -47,7 +47,6 @@ from benchmarks.streaming import (
     TIME_SERIES_POLICY,
     StreamPolicy,
     add_stream_options,
-    series_windows,
     stream,
     stream_policy,
 )
@@ -161,7 +160,7 @@ def run_channel(
 ) -> list[dict]:
     """One result row per detector for one channel (arrays already cut to the columns)."""
     segment = np.repeat([0, 1], [len(train), len(test)])
-    windows = series_windows(np.vstack([train, test]), policy.window, segment)
+    values = np.vstack([train, test])
     rows = []
     for spec in specs:
         row = {
@@ -172,7 +171,7 @@ def run_channel(
             "test_rows": len(test),
         }
         try:
-            run = stream(spec, windows, len(train), policy, seed, segment)
+            run = stream(spec, values, len(train), policy, seed, segment)
         except DetectorFailure as failure:
             rows.append(row | failed_series(channel.anomalies, failure))
             continue
@@ -181,7 +180,7 @@ def run_channel(
             row
             | {"fits": run.fits}
             | series_metrics(
-                run.scores[tested], run.flags[tested], channel.anomalies, policy.max_gap
+                run.scores[tested], run.flags[tested], channel.anomalies, run.policy.max_gap
             )
             | {"fit_seconds": run.fit_seconds, "score_seconds": run.score_seconds}
         )

@@ -25,7 +25,7 @@ that windows never cross (SMAP's training and test arrays are not contiguous). I
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import numpy as np
@@ -138,20 +138,37 @@ class Streamed:
     scores: np.ndarray
     log_p_values: np.ndarray
     flags: np.ndarray
+    policy: StreamPolicy
     fits: int
     fit_seconds: float
     score_seconds: float
 
 
+def detector_policy(spec: DetectorSpec, policy: StreamPolicy) -> tuple[DetectorSpec, StreamPolicy]:
+    """Split a spec's parameters named like :class:`StreamPolicy`'s fields (``window``,
+    ``retrain_every``, ...) off into the policy: ``gan(retrain_every=0)`` is the GAN with the
+    run's settings but no retraining, as a monitor's ``detector`` section holds both."""
+    fields = set(StreamPolicy.__dataclass_fields__)
+    overrides = {key: value for key, value in spec.params.items() if key in fields}
+    if not overrides:
+        return spec, policy
+    params = {key: value for key, value in spec.params.items() if key not in fields}
+    return replace(spec, params=params), replace(policy, **overrides)
+
+
 def stream(
     spec: DetectorSpec,
-    windows: pd.DataFrame,
+    values: np.ndarray,
     first: int,
     policy: StreamPolicy,
     seed: int,
     segment: np.ndarray | None = None,
 ) -> Streamed:
-    """Score rows ``first..`` of a series of ``windows`` walking forward (see module doc)."""
+    """Score rows ``first..`` of ``values`` (rows x features, in time order) walking forward
+    (see the module's doc), with the policy as :func:`detector_policy` makes it for ``spec``.
+    """
+    spec, policy = detector_policy(spec, policy)
+    windows = series_windows(values, policy.window, segment)
     n = len(windows)
     segment = np.zeros(n) if segment is None else np.asarray(segment)
     warm_up = _segment_position(segment) < policy.window - 1
@@ -190,7 +207,7 @@ def stream(
         new_rows = np.arange(start, end)
         baseline = np.concatenate([baseline, new_rows[~flags[start:end]]])
         start = end
-    return Streamed(scores, log_p, flags, fits, fit_seconds, score_seconds)
+    return Streamed(scores, log_p, flags, policy, fits, fit_seconds, score_seconds)
 
 
 def _segment_position(segment: np.ndarray) -> np.ndarray:

@@ -132,15 +132,9 @@ class LinearARDetector(Detector):
         d = self.n_channels_
         Z = self._standardise(X)
         lags, target = Z[:, :-d], Z[:, -d:]
-        observed = ~np.isnan(lags)
-        if observed.all():
-            groups = [(np.arange(len(X)), self._conditional(np.ones(lags.shape[1], dtype=bool)))]
-        else:
-            patterns, which = np.unique(observed, axis=0, return_inverse=True)
-            groups = [
-                (np.flatnonzero(which.ravel() == k), self._conditional(pattern))
-                for k, pattern in enumerate(patterns)
-            ]
+        groups = [
+            (rows, self._conditional(pattern)) for rows, pattern in _patterns(~np.isnan(lags))
+        ]
         residuals = np.empty_like(target)
         n_lags = lags.shape[1]
         for rows, conditional in groups:
@@ -154,9 +148,8 @@ class LinearARDetector(Detector):
         log_likelihood = np.empty(len(X))
         observed = ~np.isnan(residuals)
         for rows, conditional in groups:
-            patterns, which = np.unique(observed[rows], axis=0, return_inverse=True)
-            for number, pattern in enumerate(patterns):
-                subset = rows[which.ravel() == number]
+            for within, pattern in _patterns(observed[rows]):
+                subset = rows[within]
                 log_likelihood[subset] = _gaussian_log_density(
                     residuals[subset][:, pattern], conditional.covariance[np.ix_(pattern, pattern)]
                 )
@@ -191,6 +184,23 @@ class LinearARDetector(Detector):
         self.mean_, self.covariance_ = weights["mean"], weights["covariance"]
         self.n_channels_ = len(self.center_)
         self._conditionals = {}
+
+
+def _patterns(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The rows of ``mask`` (bool, rows x columns) that share each pattern, and the pattern.
+
+    Fully observed rows, the usual case, are found without sorting the rest.
+    """
+    complete = mask.all(axis=1)
+    groups = []
+    if complete.any():
+        groups.append((np.flatnonzero(complete), np.ones(mask.shape[1], dtype=bool)))
+    partial = np.flatnonzero(~complete)
+    if len(partial):
+        patterns, which = np.unique(mask[partial], axis=0, return_inverse=True)
+        which = which.ravel()
+        groups += [(partial[which == k], pattern) for k, pattern in enumerate(patterns)]
+    return groups
 
 
 def _gaussian_log_density(residuals: np.ndarray, covariance: np.ndarray) -> np.ndarray:

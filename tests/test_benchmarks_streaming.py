@@ -12,6 +12,7 @@ from benchmarks.streaming import (
     StreamPolicy,
     TailCalibrator,
     alert_scores,
+    detector_policy,
     series_windows,
     stream,
 )
@@ -46,8 +47,9 @@ def test_a_spike_is_flagged_and_the_warm_up_rows_are_not_scored() -> None:
     values = noisy_sine(3000)
     values[2500] += 2.0
     segment = np.repeat([0, 1], [1500, 1500])  # a test part that does not follow the training
-    windows = series_windows(values[:, None], window=8, segment=segment)
-    run = stream(parse_spec("ar"), windows, 1500, StreamPolicy(window=8, alpha=1e-4), 0, segment)
+    run = stream(
+        parse_spec("ar"), values[:, None], 1500, StreamPolicy(window=8, alpha=1e-4), 0, segment
+    )
     assert np.isnan(run.scores[1500:1507]).all() and not run.flags[1500:1507].any()
     assert np.isfinite(run.scores[1507:]).all()
     assert run.flags[2500] and run.flags[1507:].sum() <= 10
@@ -57,9 +59,9 @@ def test_a_spike_is_flagged_and_the_warm_up_rows_are_not_scored() -> None:
 def test_smoothing_spreads_a_score_over_the_following_steps() -> None:
     values = noisy_sine(2000)
     values[1500] += 2.0
-    windows = series_windows(values[:, None], window=8)
-    sharp = stream(parse_spec("ar"), windows, 1000, StreamPolicy(window=8), 0)
-    smooth = stream(parse_spec("ar"), windows, 1000, StreamPolicy(window=8, smoothing=5), 0)
+    sharp = stream(parse_spec("ar"), values[:, None], 1000, StreamPolicy(window=8), 0)
+    smooth = stream(parse_spec("ar(smoothing=5)"), values[:, None], 1000, StreamPolicy(window=8), 0)
+    assert smooth.policy == StreamPolicy(window=8, smoothing=5), "the spec sets the smoothing"
     np.testing.assert_allclose(
         smooth.scores[1100:1900],
         [sharp.scores[i - 4 : i + 1].mean() for i in range(1100, 1900)],
@@ -70,16 +72,23 @@ def test_retraining_learns_a_new_normal_from_the_unflagged_past() -> None:
     values = noisy_sine(4000)
     values[2000:] *= 3.0  # the amplitude (and the noise) grows for good
     values[3500] += 30.0
-    windows = series_windows(values[:, None], window=8)
-    once = stream(parse_spec("ar"), windows, 1000, StreamPolicy(window=8, alpha=1e-4), 0)
+    series = values[:, None]
+    once = stream(parse_spec("ar"), series, 1000, StreamPolicy(window=8, alpha=1e-4), 0)
     policy = StreamPolicy(window=8, alpha=1e-4, retrain_every=500)
-    retrained = stream(parse_spec("ar"), windows, 1000, policy, 0)
+    retrained = stream(parse_spec("ar"), series, 1000, policy, 0)
     assert (once.fits, retrained.fits) == (1, 6)
     # refitted on the grown variance, the model finds the new normal far less surprising
     assert retrained.scores[2600:3400].mean() < once.scores[2600:3400].mean() - 0.5
     assert retrained.flags[3500] and retrained.flags[2600:3400].sum() <= once.flags[2600:3400].sum()
-    repeat = stream(parse_spec("ar"), windows, 1000, policy, 0)
+    repeat = stream(parse_spec("ar"), series, 1000, policy, 0)
     np.testing.assert_array_equal(repeat.scores, retrained.scores)
+
+
+def test_policy_settings_in_a_spec_override_the_runs() -> None:
+    spec, policy = detector_policy(parse_spec("gmm(n_components=2, window=4)"), StreamPolicy())
+    assert spec.params == {"n_components": 2} and spec.label == "gmm(n_components=2, window=4)"
+    assert policy == StreamPolicy(window=4)
+    assert detector_policy(parse_spec("gmm"), StreamPolicy()) == (parse_spec("gmm"), StreamPolicy())
 
 
 def test_an_incident_alerts_once_unless_it_escalates() -> None:
