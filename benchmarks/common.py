@@ -457,6 +457,39 @@ def _git(*args: str) -> str:
 
 
 @functools.cache
+def code_version() -> str:
+    """The commit a run started at, with ``+`` when the code had uncommitted changes."""
+    commit = _git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_DIRS)
+    return commit + ("+" if changed else "")
+
+
+def add_reuse_option(parser: argparse.ArgumentParser) -> None:
+    """``--reuse CSV``: keep an earlier run's rows of the detectors this run does not run."""
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="an earlier results CSV of this runner: its rows of detectors not given to "
+        "--detectors are kept (each row's `code` column names the commit it ran at)",
+    )
+
+
+def reused_rows(path: Path | None, specs: Sequence[DetectorSpec]) -> pd.DataFrame:
+    """The rows of the CSV at ``path`` whose detector is none of ``specs`` (empty: no path)."""
+    if path is None:
+        return pd.DataFrame()
+    rows = pd.read_csv(path)
+    return rows[~rows["detector"].isin([spec.label for spec in specs])]
+
+
+def reuse_note(kept: pd.DataFrame, path: Path) -> str:
+    """A line saying which detectors' rows came from an earlier run, and at what code."""
+    codes = kept.drop_duplicates("detector").set_index("detector")["code"]
+    earlier = [f"`{name}` ({code})" for name, code in codes.items()]
+    return f"- rows kept from `{path.name}` (an earlier run; commit): " + ", ".join(earlier)
+
+
+@functools.cache
 def provenance() -> str:
     """Markdown lines saying when, with what command, code and libraries a run started."""
     commit = _git("rev-parse", "--short", "HEAD").strip() or "unknown"

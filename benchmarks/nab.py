@@ -33,13 +33,17 @@ from atalaia.nab import (
 from benchmarks.common import (
     DetectorFailure,
     DetectorSpec,
+    add_reuse_option,
     argument_parser,
+    code_version,
     failed_series,
     failures_section,
     log,
     provenance,
     published_orion_rows,
     records,
+    reuse_note,
+    reused_rows,
     series_metrics,
     setup,
     summarise_series,
@@ -104,6 +108,7 @@ def run_file(
             "category": file.split("/")[0],
             "file": file,
             "detector": spec.label,
+            "code": code_version(),
             "rows": len(values),
             "probation_rows": probation,
         }
@@ -245,6 +250,7 @@ def main() -> None:
         default=ALERT_HOLD,
         help="an alert pages again within this time only when it escalates (default: 1 day)",
     )
+    add_reuse_option(parser)
     args = parser.parse_args()
     specs = setup(args)
     policy = stream_policy(args)
@@ -261,9 +267,15 @@ def main() -> None:
         rows += file_rows
         for detector, values in file_scores.items():
             scores[detector][file] = values
-    frame = pd.DataFrame(rows)
+    kept = reused_rows(args.reuse, specs)
+    frame = pd.concat([pd.DataFrame(rows), kept], ignore_index=True)
     nab = nab_table(corpus, scores, args.data_dir)
+    if args.reuse is not None:
+        earlier = args.reuse.with_name(args.reuse.stem + "-scores.csv")
+        nab = pd.concat([nab, reused_rows(earlier, specs)], ignore_index=True)
     text = report(frame, nab, args.data_dir, args.published_dir, policy, args.alert_hold)
+    if args.reuse is not None:
+        text += reuse_note(kept, args.reuse) + "\n"
     tables = {"": frame, "scores": nab}
     for path in write_results(args.results_dir, args.output, text, tables):
         log(f"wrote {path}")

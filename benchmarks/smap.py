@@ -30,7 +30,9 @@ from atalaia.evaluation import markdown_table
 from benchmarks.common import (
     DetectorFailure,
     DetectorSpec,
+    add_reuse_option,
     argument_parser,
+    code_version,
     failed_series,
     failures_section,
     log,
@@ -38,6 +40,8 @@ from benchmarks.common import (
     provenance,
     published_orion_rows,
     records,
+    reuse_note,
+    reused_rows,
     series_metrics,
     setup,
     summarise_series,
@@ -167,6 +171,7 @@ def run_channel(
             "spacecraft": channel.spacecraft,
             "channel": channel.name,
             "detector": spec.label,
+            "code": code_version(),
             "train_rows": len(train),
             "test_rows": len(test),
         }
@@ -225,6 +230,7 @@ def report(
     ]
     if missing:
         text.append(f"- listed in the labels but not in the data: {', '.join(missing)}")
+
     for spacecraft, table in summaries.items():
         n_channels = rows.loc[rows["spacecraft"] == spacecraft, "channel"].nunique()
         n_orion = len(orion_signals(published_dir, spacecraft))
@@ -249,6 +255,7 @@ def main() -> None:
     parser.add_argument("--channels", help="comma-separated channel ids (default: all listed)")
     parser.add_argument("--columns", choices=sorted(COLUMNS), default="value")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    add_reuse_option(parser)
     args = parser.parse_args()
     specs = setup(args)
     policy = stream_policy(args)
@@ -268,12 +275,15 @@ def main() -> None:
         rows += run_channel(channel, train, test, specs, args.seed, policy)
     if not rows:
         parser.error(f"no channel of {args.data_dir / LABELS_FILE} found in {args.data_dir}")
-    frame = pd.DataFrame(rows)
+    kept = reused_rows(args.reuse, specs)
+    frame = pd.concat([pd.DataFrame(rows), kept], ignore_index=True)
     summaries = {
         spacecraft: summary(frame, spacecraft, args.published_dir)
         for spacecraft in frame["spacecraft"].unique()
     }
     text = report(frame, summaries, args.published_dir, policy, args.columns, missing)
+    if args.reuse is not None:
+        text += reuse_note(kept, args.reuse) + "\n"
     tables = {"": frame, "summary": pd.concat(summaries, names=["spacecraft"]).reset_index(0)}
     for path in write_results(args.results_dir, args.output, text, tables):
         log(f"wrote {path}")
