@@ -17,6 +17,7 @@ loss has not improved for ``patience`` epochs, and the best epoch's weights are 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 from abc import abstractmethod
@@ -30,6 +31,8 @@ from torch import nn
 
 from detectors.base import Detector
 
+log = logging.getLogger(__name__)
+
 LOG_2PI = math.log(2 * math.pi)
 # Rows per forward pass when scoring: small enough that the activations stay in the CPU cache
 # (a VAE with 8 importance samples scored 2-3x faster than with 8192-row chunks).
@@ -42,10 +45,18 @@ COMPUTE_BUDGET = 2 * 10**11
 
 
 def pick_device(device: str) -> torch.device:
-    """``"auto"``: the GPU when torch sees one, else the CPU; otherwise the device named."""
+    """``"auto"``: the GPU when torch sees one, else the CPU; otherwise the device named.
+
+    A model trained on a GPU must still load and score where there is none (a CPU worker),
+    so a CUDA device that is not there falls back to the CPU, with a warning.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        log.warning("device %r asked for, but torch sees no GPU: using the CPU", device)
+        return torch.device("cpu")
+    return chosen
 
 
 def use_machine_cores() -> None:
