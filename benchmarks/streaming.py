@@ -6,9 +6,10 @@ that windows never cross (SMAP's training and test arrays are not contiguous). I
 
 * the detector sees windows of the last ``window`` steps (``detectors.windows``); a row's
   score is its window's, smoothed by the product's moving mean (``detectors.smoothing``).
-  The first ``window - 1`` rows of a segment lack a full window: they warm the detector up
-  and are never scored (as in Orion's windowed pipelines), so a series' start, predicted
-  from no past, is not taken for an anomaly;
+  The first ``window - 1`` rows of a segment lack a full window: they are neither fitted
+  on nor scored (as in Orion's windowed pipelines), so a series' start, predicted from no
+  past, is not taken for an anomaly, and detectors that refuse missing values (PyOD's)
+  run too;
 * the detector is fitted on the older part of the baseline and calibrated on its newest
   ``fraction``; the calibration pool then grows with every scored row that was not flagged,
   so each batch is judged against all the normal scores seen before it (past data only);
@@ -179,20 +180,24 @@ def stream(
     start = first
     while start < n:
         n_calibration = policy.calibration_rows(len(baseline))
-        if len(baseline) - n_calibration < 2:
+        fit_rows, calibration = baseline[:-n_calibration], baseline[-n_calibration:]
+        fit_rows = fit_rows[~warm_up[fit_rows]]
+        if len(fit_rows) < 2:
             raise DetectorFailure(
-                f"{len(baseline)} baseline rows leave too few to fit after "
+                f"{len(baseline)} baseline rows leave too few full windows to fit after "
                 f"{n_calibration} calibrate"
             )
-        fit_rows, calibration = baseline[:-n_calibration], baseline[-n_calibration:]
         end = n if not policy.retrain_every else min(n, start + policy.retrain_every)
         # score from a little before the calibration rows, so their smoothing is complete
         lead = max(0, calibration[0] - policy.smoothing + 1)
-        fitted = fit_and_score(spec, windows.iloc[fit_rows], [windows.iloc[lead:end]], seed)
+        full = ~warm_up[lead:end]
+        to_score = windows.iloc[lead:end][full]
+        fitted = fit_and_score(spec, windows.iloc[fit_rows], [to_score], seed)
         fits += 1
         fit_seconds += fitted.fit_seconds
         score_seconds += fitted.score_seconds
-        raw = np.where(warm_up[lead:end], np.nan, fitted.scores[0])
+        raw = np.full(end - lead, np.nan)
+        raw[full] = fitted.scores[0]
         smoothed = moving_mean(raw, policy.smoothing, segment[lead:end])  # NaN: skipped
         pool = [score for score in smoothed[calibration - lead] if not np.isnan(score)]
         for batch in range(start, end, policy.batch):
