@@ -56,6 +56,17 @@ def test_a_spike_is_flagged_and_the_warm_up_rows_are_not_scored() -> None:
     assert run.fits == 1 and np.isnan(run.scores[:1500]).all()
 
 
+def test_a_detector_refusing_missing_values_sees_full_windows_only() -> None:
+    values = noisy_sine(1200)
+    values[1000] += 3.0
+    segment = np.repeat([0, 1], [600, 600])  # each segment starts with partial windows
+    run = stream(
+        parse_spec("pyod.IForest"), values[:, None], 600, StreamPolicy(window=8), 0, segment
+    )
+    assert np.isnan(run.scores[600:607]).all() and np.isfinite(run.scores[607:]).all()
+    assert run.scores[1000] > np.nanpercentile(run.scores[600:], 99)
+
+
 def test_smoothing_spreads_a_score_over_the_following_steps() -> None:
     values = noisy_sine(2000)
     values[1500] += 2.0
