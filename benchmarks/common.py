@@ -53,6 +53,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
 # The code a result depends on, for its provenance.
 CODE_DIRS = ("atalaia", "benchmarks", "detectors")
+# A run's own results are not code it ran with.
+RESULTS_NOT_CODE = ":(exclude)benchmarks/results"
 PYOD_PREFIX = "pyod."
 # PyOD's own models run beside ours on every benchmark.
 BASELINES = (
@@ -460,7 +462,9 @@ def _git(*args: str) -> str:
 def code_version() -> str:
     """The commit a run started at, with ``+`` when the code had uncommitted changes."""
     commit = _git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    changed = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_DIRS)
+    changed = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", *CODE_DIRS, RESULTS_NOT_CODE
+    )
     return commit + ("+" if changed else "")
 
 
@@ -493,7 +497,9 @@ def reuse_note(kept: pd.DataFrame, path: Path) -> str:
 def provenance() -> str:
     """Markdown lines saying when, with what command, code and libraries a run started."""
     commit = _git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    changed = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_DIRS)
+    changed = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", *CODE_DIRS, RESULTS_NOT_CODE
+    )
     if changed:
         files = ", ".join(line[3:] for line in changed.splitlines())
         commit += f" plus uncommitted changes to {files}"
