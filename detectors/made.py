@@ -82,26 +82,29 @@ class MADENetwork(nn.Module):
         self.register_buffer("order", torch.as_tensor(order))
 
     def conditionals(self, x: torch.Tensor) -> torch.Tensor:
-        """Per model and row: logits, means and raw scales, shape (E, n, 3, d, C)."""
+        """Logits, means and raw scales per component, model, row and feature, shape
+        (3, C, E, n, d). The components lead so that the mixture's sums over them run over
+        whole contiguous blocks (on the CPU, twice as fast as over a short last axis)."""
         n_models = self.order.shape[0]
         out = self.layers(x.expand(n_models, *x.shape))
-        return out.view(n_models, x.shape[0], 3, x.shape[1], self.n_components)
+        out = out.view(n_models, x.shape[0], 3, x.shape[1], self.n_components)
+        return out.permute(2, 4, 0, 1, 3).contiguous()
 
     def feature_nll(self, x: torch.Tensor) -> torch.Tensor:
         """-log p_e(x_j | x_<j) per model, row and feature, shape (E, n, d)."""
-        logits, mean, raw_scale = self.conditionals(x).unbind(dim=2)
+        logits, mean, raw_scale = self.conditionals(x)
         log_scale = bounded_log_scale(raw_scale, self.min_scale)
-        nll = ((x[None, :, :, None] - mean) * torch.exp(-log_scale)).square_().mul_(0.5)
+        nll = ((x - mean) * torch.exp(-log_scale)).square_().mul_(0.5)
         nll.add_(log_scale).add_(0.5 * LOG_2PI)
         if self.n_components == 1:
-            return nll.squeeze(-1)
+            return nll[0]
         # -log sum_c pi_c N_c = logsumexp(logits) - logsumexp(logits - nll_c)
-        return torch.logsumexp(logits, dim=-1) - torch.logsumexp(logits - nll, dim=-1)
+        return torch.logsumexp(logits, dim=0) - torch.logsumexp(logits - nll, dim=0)
 
     def conditional_mean(self, x: torch.Tensor) -> torch.Tensor:
         """E[x_j | x_<j] under the first ordering's model, shape (n, d)."""
-        logits, mean, _ = self.conditionals(x)[0].unbind(dim=1)
-        return (torch.softmax(logits, dim=-1) * mean).sum(-1)
+        logits, mean, _ = self.conditionals(x)[:, :, 0]
+        return (torch.softmax(logits, dim=0) * mean).sum(0)
 
     def training_loss(self, x: torch.Tensor) -> torch.Tensor:
         """Per row, the NLL of every ordering's model, averaged: each model is trained on its

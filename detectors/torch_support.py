@@ -99,7 +99,9 @@ def bounded_log_scale(raw: torch.Tensor, min_scale: float) -> torch.Tensor:
     The floor keeps a density from collapsing onto repeated (discrete) values, where the
     likelihood of a continuous model has no maximum.
     """
-    return torch.log(min_scale + nn.functional.softplus(raw))
+    # softplus on a strided view (one block of a network's output) runs several times slower
+    # on the CPU than on a contiguous copy of it, with the same values
+    return torch.log(min_scale + nn.functional.softplus(raw.contiguous()))
 
 
 def state_arrays(module: nn.Module, prefix: str) -> dict[str, np.ndarray]:
