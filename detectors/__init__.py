@@ -26,6 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # this package imports neither torch nor PyOD).
 REGISTRY: dict[str, str] = {
     "ar": "detectors.ar:LinearARDetector",
+    "ensemble": "detectors.ensemble:EnsembleDetector",
     "gan": "detectors.gan:ALADDetector",
     "gmm": "detectors.gmm:GaussianMixtureDetector",
     "made": "detectors.made:MADEDetector",

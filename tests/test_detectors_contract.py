@@ -22,6 +22,7 @@ FAST: dict[str, dict] = {
     "vae": TORCH_FAST,
     "made": TORCH_FAST,
     "gan": TORCH_FAST,
+    "ensemble": {"members": ["ar", {"kind": "made", "params": TORCH_FAST}]},
     "pyod:IForest": {"n_estimators": 50, "random_state": 0},
 }
 # PyOD models through the adapter whose own scores are batch independent and saveable.

@@ -1,0 +1,84 @@
+"""The ensemble detector: members' scores standardised and averaged, members given in config."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import detectors
+from detectors.windows import make_windows
+from tests.series import seasonal_series
+
+WINDOW = 8
+
+
+def windows_of(data: pd.DataFrame) -> pd.DataFrame:
+    return make_windows(
+        data, timestamp="ts", features=["a", "b"], frequency=timedelta(minutes=15), window=WINDOW
+    ).frame()
+
+
+@pytest.fixture(scope="module")
+def series() -> pd.DataFrame:
+    """The seasonal series, fitted on its first 2,500 steps, with two anomalies after them."""
+    data = seasonal_series()
+    data.loc[3000:3011, "a"] = data.loc[3000, "a"]  # a stuck at one value for 12 steps
+    data.loc[3500, "b"] += 0.6  # b leaves its relation to a for one step
+    return windows_of(data)
+
+
+def test_each_members_scores_are_put_on_the_same_scale(series: pd.DataFrame) -> None:
+    train = series.iloc[WINDOW:2500]
+    ensemble = detectors.create("ensemble", members=["ar", "gmm"]).fit(train)
+    members = [detectors.create(kind).fit(train) for kind in ("ar", "gmm")]
+    z = [
+        (member.decision_function(train) - center) / scale
+        for member, center, scale in zip(members, ensemble.centers_, ensemble.scales_, strict=True)
+    ]
+    for member_z in z:  # robust z-scores of the training rows: median 0, MAD 1/1.4826
+        assert abs(np.median(member_z)) < 1e-9
+        assert np.median(np.abs(member_z)) == pytest.approx(1 / 1.4826)
+    np.testing.assert_allclose(ensemble.decision_function(train), np.mean(z, axis=0))
+
+
+def test_an_anomaly_one_member_finds_typical_still_tops_the_ensemble() -> None:
+    """Between two clusters: the single Gaussian of ``ar`` (no lags) sees a typical row,
+    the mixture of ``gmm`` an impossible one; the ensemble ranks it above every training row."""
+    rng = np.random.default_rng(0)
+    train = np.concatenate([rng.normal(-3, 0.5, (500, 2)), rng.normal(3, 0.5, (500, 2))])
+    middle = np.zeros((1, 2))
+    ensemble = detectors.create("ensemble", members=["ar", "gmm"]).fit(train)
+    gaussian, mixture = ensemble.members_
+    assert gaussian.decision_function(middle)[0] < np.median(gaussian.decision_function(train))
+    assert mixture.decision_function(middle)[0] > mixture.decision_function(train).max()
+    assert ensemble.decision_function(middle)[0] > ensemble.decision_function(train).max()
+
+
+def test_members_are_given_by_kind_or_with_parameters_and_share_the_seed() -> None:
+    rows = np.random.default_rng(0).normal(size=(200, 3))
+    members = ["gmm", {"kind": "gmm", "params": {"max_components": 2, "random_state": 3}}]
+    ensemble = detectors.create("ensemble", members=members, random_state=7).fit(rows)
+    first, second = ensemble.members_
+    assert (first.random_state, second.random_state) == (7, 3)
+    assert second.max_components == 2
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        (["ar"], "at least two members"),
+        (None, "must be a list"),
+        ("ar", "must be a list"),
+        (["ar", "ensemble"], "cannot have an ensemble"),
+        (["ar", {"kind": "gmm", "parms": {}}], "unknown key"),
+        (["ar", 3], "expected a kind"),
+        (["ar", "nope"], "unknown detector kind 'nope'"),
+    ],
+)
+def test_bad_members_are_refused_with_a_reason(members, message: str) -> None:
+    rows = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match=message):
+        detectors.create("ensemble", members=members).fit(rows)
