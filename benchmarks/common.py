@@ -511,8 +511,26 @@ def provenance() -> str:
     command = " ".join([program, *sys.argv[1:]])
     return (
         f"- run started {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit}: `{command}`\n"
-        f"- machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; {libraries}\n"
+        f"- machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}; "
+        f"{libraries}\n"
     )
+
+
+def cpu_model() -> str:
+    """The CPU's model name and its widest vector instructions, from ``/proc/cpuinfo``
+    (hosts of the same machine kind differ, and torch's speed with them)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    fields = {
+        key.strip(): value.strip()
+        for key, _, value in (line.partition(":") for line in info.splitlines())
+    }
+    name = fields.get("model name") or "unknown CPU"
+    flags = fields.get("flags", "").split()
+    widest = next((isa for isa in ("avx512f", "avx2", "avx") if isa in flags), "no AVX")
+    return f"{name}, {widest.removesuffix('f')}"
 
 
 def write_results(
