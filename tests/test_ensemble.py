@@ -15,23 +15,20 @@ from tests.series import seasonal_series
 WINDOW = 8
 
 
-def windows_of(data: pd.DataFrame) -> pd.DataFrame:
-    return make_windows(
-        data, timestamp="ts", features=["a", "b"], frequency=timedelta(minutes=15), window=WINDOW
-    ).frame()
-
-
 @pytest.fixture(scope="module")
-def series() -> pd.DataFrame:
-    """The seasonal series, fitted on its first 2,500 steps, with two anomalies after them."""
-    data = seasonal_series()
-    data.loc[3000:3011, "a"] = data.loc[3000, "a"]  # a stuck at one value for 12 steps
-    data.loc[3500, "b"] += 0.6  # b leaves its relation to a for one step
-    return windows_of(data)
+def train() -> pd.DataFrame:
+    """Windows of the seasonal series' first 2,500 steps, past the first window's warm-up."""
+    windows = make_windows(
+        seasonal_series(),
+        timestamp="ts",
+        features=["a", "b"],
+        frequency=timedelta(minutes=15),
+        window=WINDOW,
+    ).frame()
+    return windows.iloc[WINDOW:2500]
 
 
-def test_each_members_scores_are_put_on_the_same_scale(series: pd.DataFrame) -> None:
-    train = series.iloc[WINDOW:2500]
+def test_each_members_scores_are_put_on_the_same_scale(train: pd.DataFrame) -> None:
     ensemble = detectors.create("ensemble", members=["ar", "gmm"]).fit(train)
     members = [detectors.create(kind).fit(train) for kind in ("ar", "gmm")]
     z = [
