@@ -79,3 +79,13 @@ def test_bad_members_are_refused_with_a_reason(members, message: str) -> None:
     rows = np.random.default_rng(0).normal(size=(50, 2))
     with pytest.raises(ValueError, match=message):
         detectors.create("ensemble", members=members).fit(rows)
+
+
+def test_the_attribution_puts_a_perturbed_feature_on_top() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 2000))
+    train = np.column_stack([a, a + rng.normal(0, 0.1, 2000), b])
+    row = train[:1].copy()
+    row[0, 1] += 1.5  # the second feature leaves its relation to the first
+    attribution = detectors.create("ensemble").fit(train).attribute(row)[0]
+    assert np.argmax(attribution) == 1
