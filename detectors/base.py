@@ -142,14 +142,21 @@ class Detector(BaseEstimator):
     def _from_saved(cls, folder: Path, config: dict[str, Any]) -> Detector:
         try:
             detector = cls(**config["params"])
-            names = list(config["feature_names"])
-            detector.n_features_in_ = len(names)
-            if config["named_features"]:
-                detector.feature_names_in_ = np.asarray(names, dtype=str)
-            detector._set_weights(read_arrays(folder / WEIGHTS_FILE))
+            detector._restore(
+                list(config["feature_names"]),
+                config["named_features"],
+                read_arrays(folder / WEIGHTS_FILE),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{folder}: saved model does not match its config ({exc})") from exc
         return detector
+
+    def _restore(self, names: list[str], named: bool, weights: dict[str, np.ndarray]) -> None:
+        """Become the fitted detector of saved feature names and weights."""
+        self.n_features_in_ = len(names)
+        if named:
+            self.feature_names_in_ = np.asarray(names, dtype=str)
+        self._set_weights(weights)
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -154,8 +154,5 @@ class EnsembleDetector(Detector):
             raise ValueError(f"{len(self.centers_)} saved members, {len(self.members_)} in config")
         for index, member in enumerate(self.members_):
             prefix = f"m{index}."
-            member.n_features_in_ = self.n_features_in_
-            member.feature_names_in_ = np.asarray(self.feature_names, dtype=str)
-            member._set_weights(
-                {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)}
-            )
+            own = {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)}
+            member._restore(self.feature_names, True, own)  # members were fitted on frames
