@@ -200,3 +200,49 @@ def test_training_stops_after_patience_and_keeps_the_best_epoch() -> None:
     epochs = train_with_early_stopping(network, torch.zeros(10, 1), step, validation_loss, plan, 2)
     assert epochs == 4  # no improvement on epochs 3 and 4
     assert network.bias.item() == 1.0  # the weights after epoch 2, the best
+
+
+# -- the torch detectors' chunked scoring ----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["vae", "made", "gan"])
+def test_rows_scored_in_several_chunks_keep_their_order_and_scores(kind: str) -> None:
+    from detectors.torch_support import SCORE_CHUNK
+
+    rows = correlated_rows(int(2.5 * SCORE_CHUNK), seed=2)
+    model = make(kind, max_epochs=3).fit(rows)
+    together = model.score_samples(rows)  # three chunks, on the CPU side by side
+    # every row alone in its batch, through the single-chunk path
+    piecewise = np.concatenate(
+        [model.score_samples(rows[i : i + 1]) for i in range(0, len(rows), 97)]
+    )
+    np.testing.assert_allclose(together[::97], piecewise, rtol=1e-5, atol=1e-4)
+    shuffled = np.random.default_rng(0).permutation(len(rows))
+    np.testing.assert_allclose(
+        model.score_samples(rows[shuffled]), together[shuffled], rtol=1e-5, atol=1e-4
+    )
+
+
+def test_work_spread_over_cores_comes_back_in_order_and_restores_torchs_threads() -> None:
+    import torch
+
+    from detectors.torch_support import machine_cores, map_over_cores
+
+    threads_seen: list[int] = []
+
+    def square(item: int) -> np.ndarray:
+        threads_seen.append(torch.get_num_threads())
+        return np.array([item * item])
+
+    results = map_over_cores(square, range(50), torch.device("cpu"))
+    assert [int(r[0]) for r in results] == [i * i for i in range(50)]
+    if machine_cores() > 1:
+        assert set(threads_seen) == {1}  # each worker runs torch's kernels by itself
+    assert torch.get_num_threads() == machine_cores()
+
+    def fail(item: int) -> np.ndarray:
+        raise ValueError(f"chunk {item} is bad")
+
+    with pytest.raises(ValueError, match="chunk"):
+        map_over_cores(fail, range(4), torch.device("cpu"))
+    assert torch.get_num_threads() == machine_cores()
