@@ -468,14 +468,32 @@ def code_version() -> str:
     return commit + ("+" if changed else "")
 
 
-def add_reuse_option(parser: argparse.ArgumentParser) -> None:
-    """``--reuse CSV``: keep an earlier run's rows of the detectors this run does not run."""
+def add_reuse_option(parser: argparse.ArgumentParser, companions: Sequence[str] = ()) -> None:
+    """``--reuse CSV``: keep an earlier run's rows of the detectors this run does not run.
+
+    The CSV, and the CSV of each table named in ``companions`` beside it (as
+    ``write_results`` names them), must exist when the arguments are parsed, not only when
+    the run that needs them ends.
+    """
+
+    def existing_results(text: str) -> Path:
+        path = Path(text)
+        for needed in [path, *(companion_file(path, table) for table in companions)]:
+            if not needed.is_file():
+                raise argparse.ArgumentTypeError(f"no file {needed}")
+        return path
+
     parser.add_argument(
         "--reuse",
-        type=Path,
+        type=existing_results,
         help="an earlier results CSV of this runner: its rows of detectors not given to "
         "--detectors are kept (each row's `code` column names the commit it ran at)",
     )
+
+
+def companion_file(path: Path, table: str) -> Path:
+    """The CSV of ``table`` that ``write_results`` writes beside the results CSV ``path``."""
+    return path.with_name(f"{path.stem}-{table}.csv")
 
 
 def reused_rows(path: Path | None, specs: Sequence[DetectorSpec]) -> pd.DataFrame:

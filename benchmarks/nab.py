@@ -36,6 +36,7 @@ from benchmarks.common import (
     add_reuse_option,
     argument_parser,
     code_version,
+    companion_file,
     failed_series,
     failures_section,
     log,
@@ -71,6 +72,8 @@ NEVER_FIRES = -1.0
 # NAB scores how early an anomaly is found: no smoothing, which would delay every alert.
 NAB_POLICY = dataclasses.replace(TIME_SERIES_POLICY, smoothing=1, retrain_every=1000)
 ALERT_HOLD = pd.Timedelta(days=1)
+# The table of NAB scores per detector and profile, written as nab-scores.csv.
+SCORES_TABLE = "scores"
 PROFILE_COLUMNS = {
     "standard": "standard",
     "reward_low_FP_rate": "low FP",
@@ -250,7 +253,7 @@ def main() -> None:
         default=ALERT_HOLD,
         help="an alert pages again within this time only when it escalates (default: 1 day)",
     )
-    add_reuse_option(parser)
+    add_reuse_option(parser, companions=[SCORES_TABLE])
     args = parser.parse_args()
     specs = setup(args)
     policy = stream_policy(args)
@@ -271,12 +274,12 @@ def main() -> None:
     frame = pd.concat([pd.DataFrame(rows), kept], ignore_index=True)
     nab = nab_table(corpus, scores, args.data_dir)
     if args.reuse is not None:
-        earlier = args.reuse.with_name(args.reuse.stem + "-scores.csv")
+        earlier = companion_file(args.reuse, SCORES_TABLE)
         nab = pd.concat([nab, reused_rows(earlier, specs)], ignore_index=True)
     text = report(frame, nab, args.data_dir, args.published_dir, policy, args.alert_hold)
     if args.reuse is not None:
         text += reuse_note(kept, args.reuse) + "\n"
-    tables = {"": frame, "scores": nab}
+    tables = {"": frame, SCORES_TABLE: nab}
     for path in write_results(args.results_dir, args.output, text, tables):
         log(f"wrote {path}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import tarfile
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import detectors
 from benchmarks import nab, smap, tabular
 from benchmarks.common import (
     DetectorFailure,
+    add_reuse_option,
     build_detector,
+    companion_file,
     fit_and_score,
     flag_events,
     load_orion_f1,
@@ -264,3 +267,16 @@ def test_orion_f1_table_is_read_by_pipeline_and_data_set(tmp_path: Path) -> None
         "arima": {"MSL": 0.525, "SMAP": 0.411, "Art": 0.308},
     }
     assert load_orion_f1(tmp_path / "absent") == {}
+
+
+def test_reusing_results_needs_the_csv_and_its_companions_before_the_run(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_reuse_option(parser, companions=["scores"])
+    earlier = tmp_path / "nab.csv"
+    earlier.write_text("detector\nar\n")
+    with pytest.raises(SystemExit):  # nab-scores.csv is not beside it
+        parser.parse_args(["--reuse", str(earlier)])
+    companion_file(earlier, "scores").write_text("detector\nar\n")
+    assert parser.parse_args(["--reuse", str(earlier)]).reuse == earlier
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--reuse", str(tmp_path / "missing.csv")])
