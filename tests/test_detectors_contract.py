@@ -212,7 +212,7 @@ def test_rows_scored_in_several_chunks_keep_their_order_and_scores(kind: str) ->
     rows = correlated_rows(int(2.5 * SCORE_CHUNK), seed=2)
     model = make(kind, max_epochs=3).fit(rows)
     together = model.score_samples(rows)  # three chunks, on the CPU side by side
-    # every row alone in its batch, through the single-chunk path
+    # every 97th row alone in its batch, through the single-chunk path
     piecewise = np.concatenate(
         [model.score_samples(rows[i : i + 1]) for i in range(0, len(rows), 97)]
     )
