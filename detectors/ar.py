@@ -7,7 +7,10 @@ the standardised training windows, so a prediction can condition on any subset o
 the coefficients are a ridge regression on the observed lags, shrunk towards persistence
 (each channel's most recent observed value, the "Minnesota" prior of Bayesian VARs) rather
 than towards zero, so a channel that never moved in training is predicted to stay where it
-is, not to return to its mean.
+is, not to return to its mean. The model's order (how many of the most recent lags it uses)
+is chosen at fit time by the Bayesian information criterion, as statsmodels' VAR order
+selection does, so a short training set gets a short model instead of an overfitted one
+whose tiny in-sample residuals make every new step look extreme.
 
 Score: the exact predictive negative log-likelihood of the observed last step. Missing values
 are handled exactly: the prediction uses only the observed lags (with none, the step's
@@ -60,6 +63,16 @@ class LinearARDetector(Detector):
     min_variance : float
         Floor on predictive variances, in standardised units, so a channel that was
         perfectly predictable in training cannot make any deviation infinitely unlikely.
+    order : int or "bic"
+        Lag steps the prediction uses, the most recent ones (at most the window's lags).
+        "bic": the order from 1 to the window's lags with the lowest Bayesian information
+        criterion on the training windows, ``n log det(residual covariance) + log(n) p d^2``
+        (at least 1, so the prediction keeps persisting the latest value).
+
+    Attributes
+    ----------
+    order_ : int
+        The order used.
     """
 
     kind = "ar"
@@ -71,11 +84,13 @@ class LinearARDetector(Detector):
         ridge: float = 1e-3,
         persistence: float = 1.0,
         min_variance: float = 1e-4,
+        order: int | str = "bic",
     ) -> None:
         self.channels = channels
         self.ridge = ridge
         self.persistence = persistence
         self.min_variance = min_variance
+        self.order = order
 
     # -- fitting -----------------------------------------------------------------------
 
@@ -91,19 +106,42 @@ class LinearARDetector(Detector):
         self.mean_ = Z[complete].mean(axis=0)
         self.covariance_ = np.atleast_2d(np.cov(Z[complete], rowvar=False, bias=True))
         self._conditionals: dict[bytes, _Conditional] = {}
+        most = len(self.mean_) // d - 1
+        if self.order == "bic":
+            self.order_ = self._bic_order(most, int(complete.sum()))
+        elif isinstance(self.order, int) and self.order >= 0:
+            self.order_ = min(self.order, most)
+        else:
+            raise ValueError(f'order must be a non-negative int or "bic", got {self.order!r}')
+
+    def _bic_order(self, most: int, n_windows: int) -> int:
+        """The order from 1 (0 without lags) to ``most`` with the lowest BIC on ``n_windows``
+        fully observed training windows (conditionals stay cached: they depend on the lags
+        used only)."""
+        d = self.n_channels_
+        every_lag = np.ones(len(self.mean_) - d, dtype=bool)
+        orders = range(min(1, most), most + 1)
+        criteria = []
+        for order in orders:
+            self.order_ = order
+            log_det = np.linalg.slogdet(self._conditional(every_lag).covariance)[1]
+            criteria.append(n_windows * log_det + np.log(n_windows) * order * d * d)
+        return orders[int(np.argmin(criteria))]
 
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         d = self.n_channels_
         return ((X.reshape(len(X), -1, d) - self.center_) / self.scale_).reshape(len(X), -1)
 
     def _conditional(self, observed: np.ndarray) -> _Conditional:
-        """The last step given the lag columns marked in ``observed`` (cached per pattern)."""
+        """The last step given the lag columns marked in ``observed`` that lie within the
+        order (cached per pattern)."""
+        d = self.n_channels_
+        n_lags = len(self.mean_) - d
+        observed = observed & (np.arange(n_lags) >= n_lags - self.order_ * d)
         key = np.packbits(observed).tobytes()
         found = self._conditionals.get(key)
         if found is not None:
             return found
-        d = self.n_channels_
-        n_lags = len(self.mean_) - d
         lag_index = np.flatnonzero(observed)
         target = slice(n_lags, None)
         cross = self.covariance_[lag_index, target]
@@ -177,12 +215,14 @@ class LinearARDetector(Detector):
             "scale": self.scale_,
             "mean": self.mean_,
             "covariance": self.covariance_,
+            "order": np.array(self.order_),
         }
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         self.center_, self.scale_ = weights["center"], weights["scale"]
         self.mean_, self.covariance_ = weights["mean"], weights["covariance"]
         self.n_channels_ = len(self.center_)
+        self.order_ = int(weights["order"])
         self._conditionals = {}
 
 

@@ -136,3 +136,47 @@ def test_a_channel_constant_in_training_is_predicted_to_stay_where_it_is() -> No
     assert scores[jump] > scores[:jump].max() + 100, "the jump is an anomaly"
     # the new level is not: persistence, not a return to the training mean
     np.testing.assert_allclose(scores[jump + 1 :], scores[0])
+
+
+def ar_windows(coefficients: list[float], n: int, window: int = 16, seed: int = 0) -> pd.DataFrame:
+    """Windows of a univariate autoregressive process with unit Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n + 200)
+    for t in range(len(coefficients), len(x)):
+        x[t] = sum(c * x[t - 1 - k] for k, c in enumerate(coefficients)) + rng.normal()
+    frame = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=n, freq="1min"), "x": x[200:]})
+    windows = make_windows(
+        frame, timestamp="ts", features=["x"], frequency=timedelta(minutes=1), window=window
+    ).frame()
+    return windows.iloc[window - 1 :]  # full windows only
+
+
+def test_bic_chooses_the_order_of_the_process() -> None:
+    first_order = detectors.create("ar").fit(ar_windows([0.8], 3000))
+    second_order = detectors.create("ar").fit(ar_windows([0.5, 0.4], 3000))
+    assert first_order.order_ == 1
+    assert second_order.order_ == 2
+    assert detectors.create("ar", order=7).fit(ar_windows([0.8], 500)).order_ == 7
+    assert detectors.create("ar", order=99).fit(ar_windows([0.8], 500)).order_ == 15, "capped"
+
+
+def test_a_short_training_set_gets_a_short_model_not_an_overfitted_one() -> None:
+    windows = ar_windows([0.8], 600, window=32)
+    train, held_out = windows.iloc[:40], windows.iloc[40:]
+    every_lag = detectors.create("ar", order=31).fit(train)
+    chosen = detectors.create("ar").fit(train)
+    # 31 coefficients from 40 windows fit the noise: many normal new steps look extreme
+    assert np.percentile(every_lag.decision_function(held_out), 95) > 8
+    assert np.percentile(chosen.decision_function(held_out), 95) < 4
+    assert chosen.order_ == 1
+
+
+def test_the_order_survives_save_and_load(tmp_path: Path) -> None:
+    model = detectors.create("ar").fit(ar_windows([0.5, 0.4], 3000))
+    loaded = detectors.load(model.save(tmp_path / "ar"))
+    assert loaded.order_ == model.order_ == 2
+
+
+def test_an_order_that_is_not_a_count_or_bic_is_refused() -> None:
+    with pytest.raises(ValueError, match="order"):
+        detectors.create("ar", order="aic").fit(ar_windows([0.8], 300))
