@@ -77,6 +77,16 @@ class Detector(_Strict):
         le=10_000,
         description="a score is the mean of the entity's last N raw scores",
     )
+    seasons: list[str] = Field(
+        default_factory=list,
+        description="periods such as 1D or 7D: a window also holds each feature one period "
+        "ago and the step before (needs window > 1)",
+    )
+
+    @field_validator("seasons")
+    @classmethod
+    def _seasons(cls, value: list[str]) -> list[str]:
+        return [_checked_duration(season) for season in value]
 
 
 class Baseline(_Strict):
@@ -231,10 +241,26 @@ class Monitor(_Strict):
             raise ValueError(f"columns used twice: {', '.join(repeated)}")
         return self
 
+    @model_validator(mode="after")
+    def _seasons_fit_the_grid(self) -> Monitor:
+        if self.detector.seasons and self.detector.window == 1:
+            raise ValueError("detector.seasons needs windows (detector.window > 1)")
+        for season in self.detector.seasons:
+            if duration(season) % self.step:
+                raise ValueError(
+                    f"detector.seasons: {season} is not a whole number of {self.frequency} steps"
+                )
+        return self
+
     @property
     def step(self) -> timedelta:
         """The data's step as a timedelta."""
         return duration(self.frequency)
+
+    @property
+    def season_steps(self) -> list[int]:
+        """The detector's seasons in steps of the data's frequency."""
+        return [duration(season) // self.step for season in self.detector.seasons]
 
 
 def _checked_duration(value: str) -> str:

@@ -2,8 +2,9 @@
 
 With ``detector.window = 1`` the detector sees each accepted row's features. With ``w > 1``
 it sees, for every step of every entity, the window of the last ``w`` steps of all features
-(``detectors.windows``: the data's regular grid, gaps missing), and a score belongs to the
-window's last step. With ``detector.smoothing = k`` a step's score is the mean of its
+(``detectors.windows``: the data's regular grid, gaps missing), plus each feature one
+season ago and the step before for every period of ``detector.seasons``, and a score
+belongs to the window's last step. With ``detector.smoothing = k`` a step's score is the mean of its
 entity's last ``k`` raw scores (``detectors.smoothing``). Both look back in time, so scoring
 a batch takes the rows of the ``lookback`` before it along as context; training and
 calibration go through the same functions, so calibration sees the scores scoring makes.
@@ -38,8 +39,9 @@ class DetectorInput:
 
 def lookback(monitor: Monitor) -> timedelta:
     """How far before a batch the rows that its first steps' scores depend on reach."""
-    steps = monitor.detector.window - 1 + monitor.detector.smoothing - 1
-    return monitor.step * steps
+    seasonal = [period + 1 for period in monitor.season_steps]  # a season ago, and a step
+    oldest_lag = max([monitor.detector.window - 1, *seasonal])
+    return monitor.step * (oldest_lag + monitor.detector.smoothing - 1)
 
 
 def detector_input(frame: pd.DataFrame, monitor: Monitor) -> DetectorInput:
@@ -60,6 +62,7 @@ def detector_input(frame: pd.DataFrame, monitor: Monitor) -> DetectorInput:
         frequency=monitor.step,
         window=monitor.detector.window,
         entity=entity_keys(frame, monitor),
+        seasons=monitor.season_steps,
     )
     return DetectorInput(
         X=windows.frame(),

@@ -141,6 +141,12 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
     began = time.perf_counter()
     inputs = detector_input(baseline.frame, monitor)
     first, last = inputs.ts.min(), inputs.ts.max()
+    longest = max(monitor.season_steps, default=0) * monitor.step
+    if longest and last - first < 2 * longest - monitor.step:
+        raise EmptyBatchError(
+            f"monitor {monitor.name}: baseline spans {last - first}, less than two seasons of "
+            f"{longest}: a window's seasonal lags need a season of history before it"
+        )
     cut = first + (last - first) * (1 - monitor.calibration.fraction)
     held_out = (inputs.ts >= cut).to_numpy()
     if (~held_out).sum() < 2 or held_out.sum() < 1:

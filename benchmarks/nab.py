@@ -105,6 +105,7 @@ def run_file(
         if end >= probation
     ]
     hold_for = hold_rows(frame["timestamp"], hold)
+    step = frame["timestamp"].diff().median()  # some files' steps are irregular
     rows, nab_scores = [], {}
     for spec in specs:
         row = {
@@ -116,7 +117,7 @@ def run_file(
             "probation_rows": probation,
         }
         try:
-            run = stream(spec, values, probation, policy, seed)
+            run = stream(spec, values, probation, policy, seed, step=step)
         except DetectorFailure as failure:
             rows.append(row | failed_series(windows_after, failure))
             nab_scores[spec.label] = np.full(len(values), NEVER_FIRES)

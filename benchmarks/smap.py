@@ -259,6 +259,8 @@ def main() -> None:
     args = parser.parse_args()
     specs = setup(args)
     policy = stream_policy(args)
+    if policy.seasons:
+        parser.error("--seasons: SMAP's arrays have no timestamps to measure a season in")
     channels = load_channels(args.data_dir / LABELS_FILE)
     if args.channels:
         wanted = set(args.channels.split(","))

@@ -4,8 +4,10 @@ A series is a matrix of rows in time order (one row per step), optionally cut in
 that windows never cross (SMAP's training and test arrays are not contiguous). Its first
 ``first`` rows are the initial baseline; the rest is scored in batches, walking forward:
 
-* the detector sees windows of the last ``window`` steps (``detectors.windows``); a row's
-  score is its window's, smoothed by the product's moving mean (``detectors.smoothing``).
+* the detector sees windows of the last ``window`` steps (``detectors.windows``), with the
+  seasonal lags of ``seasons`` when the initial baseline spans two of each (a monitor's
+  training refuses a shorter baseline; here the season is left out); a row's score is its
+  window's, smoothed by the product's moving mean (``detectors.smoothing``).
   The first ``window - 1`` rows of a segment lack a full window: they are neither fitted
   on nor scored (as in Orion's windowed pipelines), so a series' start, predicted from no
   past, is not taken for an anomaly, and detectors that refuse missing values (PyOD's)
@@ -26,12 +28,14 @@ that windows never cross (SMAP's training and test arrays are not contiguous). I
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
+from atalaia.config import duration
 from benchmarks.common import DetectorFailure, DetectorSpec, fit_and_score
 from detectors import ConformalCalibrator
 from detectors.smoothing import moving_mean
@@ -53,6 +57,7 @@ class StreamPolicy:
     retrain_every: int = 0  # rows; 0: never
     min_tail_scale: float = 1.0
     max_gap: int = 0
+    seasons: tuple[str, ...] = ()  # durations such as "1D"; the series' step converts them
 
     def calibration_rows(self, n_baseline: int) -> int:
         """How many of the newest baseline rows calibrate."""
@@ -66,8 +71,14 @@ class StreamPolicy:
             if self.retrain_every
             else "never refitted"
         )
+        seasons = (
+            f" plus seasonal lags of {', '.join(self.seasons)} (where the initial baseline "
+            "spans two of a season)"
+            if self.seasons
+            else ""
+        )
         return (
-            f"windows of {self.window} steps; scores smoothed by a moving mean over "
+            f"windows of {self.window} steps{seasons}; scores smoothed by a moving mean over "
             f"{self.smoothing} steps; the detector is fitted on the baseline (at first the "
             f"training part) less its newest {self.fraction:.0%} (at least "
             f"{MIN_CALIBRATION_ROWS} rows), which calibrates; scored in batches of "
@@ -105,9 +116,13 @@ class TailCalibrator(ConformalCalibrator):
 
 
 def series_windows(
-    values: np.ndarray, window: int, segment: np.ndarray | None = None
+    values: np.ndarray,
+    window: int,
+    segment: np.ndarray | None = None,
+    seasons: Sequence[int] = (),
 ) -> pd.DataFrame:
-    """Flattened windows ending at every row (each row one step), never crossing segments.
+    """Flattened windows ending at every row (each row one step), never crossing segments,
+    with the seasonal lags of ``seasons`` (periods in rows).
 
     Built by the product's ``make_windows`` on a regular grid of one-minute steps; the
     columns are named ``x<i>@t-<lag>``, from which the autoregressive detectors learn how
@@ -125,6 +140,7 @@ def series_windows(
         frequency=timedelta(minutes=1),
         window=window,
         entity=entity,
+        seasons=seasons,
     )
     if len(windows.values) != len(values):
         raise ValueError("every row must hold at least one value")
@@ -164,12 +180,14 @@ def stream(
     policy: StreamPolicy,
     seed: int,
     segment: np.ndarray | None = None,
+    step: pd.Timedelta | None = None,
 ) -> Streamed:
     """Score rows ``first..`` of ``values`` (rows x features, in time order) walking forward
     (see the module's doc), with the policy as :func:`detector_policy` makes it for ``spec``.
+    ``step`` is the time between rows, which turns the policy's seasons into rows.
     """
     spec, policy = detector_policy(spec, policy)
-    windows = series_windows(values, policy.window, segment)
+    windows = series_windows(values, policy.window, segment, season_rows(policy, step, first))
     n = len(windows)
     segment = np.zeros(n) if segment is None else np.asarray(segment)
     warm_up = _segment_position(segment) < policy.window - 1
@@ -215,6 +233,14 @@ def stream(
     return Streamed(scores, log_p, flags, policy, fits, fit_seconds, score_seconds)
 
 
+def season_rows(policy: StreamPolicy, step: pd.Timedelta | None, first: int) -> list[int]:
+    """The policy's seasons in rows of ``step``, those the ``first`` baseline rows span twice."""
+    if policy.seasons and step is None:
+        raise ValueError("seasons need the time between rows, and this series has none")
+    periods = [round(pd.Timedelta(duration(season)) / step) for season in policy.seasons]
+    return [rows for rows in periods if rows >= 1 and 2 * rows <= first]
+
+
 def _segment_position(segment: np.ndarray) -> np.ndarray:
     """Each row's position within its run of equal segment keys (0 at a segment's start)."""
     starts = np.r_[True, segment[1:] != segment[:-1]]
@@ -255,6 +281,12 @@ def add_stream_options(parser, defaults: StreamPolicy) -> None:
             default=default,
             help=f"{help_text} (default: %(default)s)",
         )
+    parser.add_argument(
+        "--seasons",
+        type=lambda text: tuple(season for season in text.split(",") if season),
+        default=defaults.seasons,
+        help="comma-separated seasonal periods such as 1D,7D (default: none)",
+    )
 
 
 def stream_policy(args) -> StreamPolicy:

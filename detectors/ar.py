@@ -1,16 +1,18 @@
 """Linear autoregressive detector: each step generated from the previous ones (a VAR).
 
 Input rows are flattened windows (``detectors.windows``): ``lags + 1`` steps of ``d``
-channels, oldest first. The last step is predicted linearly from the lags, and its residual
-is Gaussian with a full covariance. Everything is computed from the mean and covariance of
-the standardised training windows, so a prediction can condition on any subset of the lags:
+channels, oldest first, optionally led by seasonal lags (the steps one season ago). The last
+step is predicted linearly from the lags, and its residual is Gaussian with a full
+covariance. Everything is computed from the mean and covariance of the standardised training
+windows, so a prediction can condition on any subset of the lags:
 the coefficients are a ridge regression on the observed lags, shrunk towards persistence
 (each channel's most recent observed value, the "Minnesota" prior of Bayesian VARs) rather
 than towards zero, so a channel that never moved in training is predicted to stay where it
 is, not to return to its mean. The model's order (how many of the most recent lags it uses)
 is chosen at fit time by the Bayesian information criterion, as statsmodels' VAR order
 selection does, so a short training set gets a short model instead of an overfitted one
-whose tiny in-sample residuals make every new step look extreme.
+whose tiny in-sample residuals make every new step look extreme. Seasonal lags, when the
+window has them, are always used.
 
 Score: the exact predictive negative log-likelihood of the observed last step. Missing values
 are handled exactly: the prediction uses only the observed lags (with none, the step's
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.base import Detector
-from detectors.windows import channel_scaling, window_channels
+from detectors.windows import channel_scaling, column_lags, window_channels
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -64,7 +66,8 @@ class LinearARDetector(Detector):
         Floor on predictive variances, in standardised units, so a channel that was
         perfectly predictable in training cannot make any deviation infinitely unlikely.
     order : int or "bic"
-        Lag steps the prediction uses, the most recent ones (at most the window's lags).
+        Recent lag steps the prediction uses (at most the window's; seasonal lags, read from
+        column names ``<feature>@t-<lag>`` beyond the window's, are always used).
         "bic": the order from 1 to the window's lags with the lowest Bayesian information
         criterion on the training windows, ``n log det(residual covariance) + log(n) p d^2``
         (at least 1, so the prediction keeps persisting the latest value).
@@ -105,14 +108,28 @@ class LinearARDetector(Detector):
             raise ValueError("need at least 2 fully observed windows to fit")
         self.mean_ = Z[complete].mean(axis=0)
         self.covariance_ = np.atleast_2d(np.cov(Z[complete], rowvar=False, bias=True))
+        self.lags_ = column_lags(X.shape[1], d, names)[:-d]
         self._conditionals: dict[bytes, _Conditional] = {}
-        most = len(self.mean_) // d - 1
+        most = self._recent_steps()
         if self.order == "bic":
             self.order_ = self._bic_order(most, int(complete.sum()))
         elif isinstance(self.order, int) and self.order >= 0:
             self.order_ = min(self.order, most)
         else:
             raise ValueError(f'order must be a non-negative int or "bic", got {self.order!r}')
+
+    def _recent_steps(self) -> int:
+        """How many steps back the lags run without a break (seasonal lags lie beyond)."""
+        present = set(self.lags_.tolist())
+        steps = 0
+        while steps + 1 in present:
+            steps += 1
+        return steps
+
+    def _used_lags(self) -> np.ndarray:
+        """Which lag columns predictions use: the recent ones within the order, and every
+        seasonal one."""
+        return (self.lags_ <= self.order_) | (self.lags_ > self._recent_steps())
 
     def _bic_order(self, most: int, n_windows: int) -> int:
         """The order from 1 (0 without lags) to ``most`` with the lowest BIC on ``n_windows``
@@ -137,7 +154,7 @@ class LinearARDetector(Detector):
         order (cached per pattern)."""
         d = self.n_channels_
         n_lags = len(self.mean_) - d
-        observed = observed & (np.arange(n_lags) >= n_lags - self.order_ * d)
+        observed = observed & self._used_lags()
         key = np.packbits(observed).tobytes()
         found = self._conditionals.get(key)
         if found is not None:
@@ -216,6 +233,7 @@ class LinearARDetector(Detector):
             "mean": self.mean_,
             "covariance": self.covariance_,
             "order": np.array(self.order_),
+            "lags": self.lags_,
         }
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
@@ -223,6 +241,7 @@ class LinearARDetector(Detector):
         self.mean_, self.covariance_ = weights["mean"], weights["covariance"]
         self.n_channels_ = len(self.center_)
         self.order_ = int(weights["order"])
+        self.lags_ = weights["lags"]
         self._conditionals = {}
 
 

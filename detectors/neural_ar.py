@@ -33,7 +33,7 @@ from detectors.torch_support import (
     seeded,
     use_machine_cores,
 )
-from detectors.windows import channel_scaling, window_channels
+from detectors.windows import channel_scaling, column_lags, window_channels
 
 # Share of the training windows whose oldest lags are hidden (a random number of them).
 CONTEXT_DROPOUT = 0.1
@@ -174,6 +174,12 @@ class NeuralARDetector(TorchDetector):
         self.device_ = pick_device(self.device)
         names = getattr(self, "feature_names_in_", ())
         self.n_channels_ = window_channels(X.shape[1], names, self.channels)
+        lags = column_lags(X.shape[1], self.n_channels_, names)
+        if (lags[:: self.n_channels_] != np.arange(len(lags) // self.n_channels_)[::-1]).any():
+            raise ValueError(
+                "nar reads a window as consecutive steps; seasonal lags are for ar and the "
+                "tabular kinds"
+            )
         self.center_, self.scale_ = channel_scaling(X, self.n_channels_)
         Z = self._standardise(X)
         # one tensor per row: values (missing as 0), then the observed mask

@@ -6,6 +6,12 @@ step are averaged; a step with no row is a gap and stays missing, never filled),
 observed step gets the window ending there. Windows never cross entities. Flattened, a
 window has ``w * d`` columns named ``<feature>@t-<lag>``, oldest first, so every tabular
 detector works on windows unchanged.
+
+Seasonal lags: with ``seasons`` (periods in steps, each at least ``w``), a window also holds
+every feature at lags ``P + 1`` and ``P`` of each period ``P``, the same step one season ago
+and the one before it, placed before the recent lags (oldest first still), so that a
+prediction can follow the seasonal change (a seasonal autoregression's terms). A lag the
+window already holds is not repeated.
 """
 
 from __future__ import annotations
@@ -39,9 +45,20 @@ class Windows:
         return pd.DataFrame(self.values, columns=self.columns)
 
 
-def window_columns(features: Sequence[str], window: int) -> list[str]:
+def window_lags(window: int, seasons: Sequence[int] = ()) -> list[int]:
+    """The lags a window holds, oldest first: ``P + 1`` and ``P`` of every season ``P``,
+    then the last ``window`` steps."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    if any(period < 1 for period in seasons):
+        raise ValueError(f"seasons must be at least one step, got {list(seasons)}")
+    seasonal = sorted({lag for period in seasons for lag in (period + 1, period)}, reverse=True)
+    return [lag for lag in seasonal if lag >= window] + list(range(window - 1, -1, -1))
+
+
+def window_columns(features: Sequence[str], window: int, seasons: Sequence[int] = ()) -> list[str]:
     """Column names of a flattened window: every feature at each lag, oldest lag first."""
-    return [f"{feature}@t-{lag}" for lag in range(window - 1, -1, -1) for feature in features]
+    return [f"{feature}@t-{lag}" for lag in window_lags(window, seasons) for feature in features]
 
 
 def make_windows(
@@ -52,15 +69,18 @@ def make_windows(
     frequency: timedelta,
     window: int,
     entity: pd.Series | None = None,
+    seasons: Sequence[int] = (),
 ) -> Windows:
-    """Windows of ``window`` steps ending at every observed step of every entity.
+    """Windows of ``window`` steps (plus seasonal lags) ending at every observed step of
+    every entity.
 
     ``entity`` gives each row's entity key (None: one series). Steps before the first row
     of an entity in ``frame`` are missing, like gaps; to score the first rows of a batch
-    with full windows, pass the preceding ``window - 1`` steps along.
+    with full windows, pass the preceding steps along, as far back as the oldest lag.
     """
-    if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}")
+    lags = window_lags(window, seasons)
+    span = lags[0] + 1  # steps from the oldest lag to the window's end
+    picked = [span - 1 - lag for lag in lags]  # positions within the span, oldest first
     keys = pd.Series("", index=frame.index) if entity is None else entity
     step = pd.Timedelta(frequency)
     values, ends, owners = [], [], []
@@ -72,12 +92,13 @@ def make_windows(
             .mean()
         )
         observed = grid.notna().any(axis=1).to_numpy()
-        padded = np.vstack([np.full((window - 1, len(features)), np.nan), grid.to_numpy()])
-        stacked = sliding_window_view(padded, (window, len(features)))[:, 0]
-        values.append(stacked[observed].reshape(int(observed.sum()), -1))
+        padded = np.vstack([np.full((span - 1, len(features)), np.nan), grid.to_numpy()])
+        stacked = sliding_window_view(padded, (span, len(features)))[:, 0]
+        rows = np.flatnonzero(observed)[:, None]
+        values.append(stacked[rows, picked].reshape(len(rows), -1))
         ends.append(grid.index[observed])
         owners.append(np.full(int(observed.sum()), key, dtype=object))
-    columns = window_columns(features, window)
+    columns = window_columns(features, window, seasons)
     if not values:
         return Windows(np.empty((0, len(columns))), pd.DataFrame(columns=["entity", "ts"]), columns)
     index = pd.DataFrame({"entity": np.concatenate(owners), "ts": ends[0].append(ends[1:])})
@@ -107,6 +128,15 @@ def window_channels(n_columns: int, names: Sequence[str] = (), channels: int | N
     if count < 1 or n_columns % count:
         raise ValueError(f"{n_columns} columns are not whole windows of {count} channels")
     return count
+
+
+def column_lags(n_columns: int, n_channels: int, names: Sequence[str] = ()) -> np.ndarray:
+    """Each column's lag: read from ``<feature>@t-<lag>`` names when every column has one,
+    else counted as a plain window of ``n_columns / n_channels`` steps, oldest first."""
+    suffixes = [str(name).rpartition("@t-")[2] for name in names if "@t-" in str(name)]
+    if len(suffixes) == n_columns and all(suffix.isdigit() for suffix in suffixes):
+        return np.array([int(suffix) for suffix in suffixes])
+    return np.repeat(np.arange(n_columns // n_channels - 1, -1, -1), n_channels)
 
 
 def channel_scaling(values: np.ndarray, n_channels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -180,3 +180,31 @@ def test_the_order_survives_save_and_load(tmp_path: Path) -> None:
 def test_an_order_that_is_not_a_count_or_bic_is_refused() -> None:
     with pytest.raises(ValueError, match="order"):
         detectors.create("ar", order="aic").fit(ar_windows([0.8], 300))
+
+
+def test_seasonal_lags_find_a_level_that_is_normal_but_not_at_this_time_of_day() -> None:
+    period, n, anomaly = 24, 24 * 60, 24 * 55 + 5
+    rng = np.random.default_rng(2)
+    profile = rng.normal(size=period)  # a daily shape no few recent steps can predict
+    x = profile[np.arange(n) % period] + 0.05 * rng.normal(size=n)
+    x[anomaly] = profile[(anomaly + period // 2) % period]  # another hour's usual level
+    frame = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=n, freq="1h"), "x": x})
+
+    def scores(seasons: list[int]) -> np.ndarray:
+        windows = make_windows(
+            frame,
+            timestamp="ts",
+            features=["x"],
+            frequency=timedelta(hours=1),
+            window=4,
+            seasons=seasons,
+        ).frame()
+        model = detectors.create("ar").fit(windows.iloc[period + 1 : 24 * 40])
+        assert model.order_ >= 1 and bool(seasons) == (model.lags_.max() == period + 1)
+        return model.decision_function(windows.iloc[24 * 40 :])
+
+    touched = anomaly - 24 * 40 + np.r_[0:4, period : period + 2]  # windows holding it
+    clean = np.setdiff1d(np.arange(24 * 20), touched)
+    with_season, without = scores([period]), scores([])
+    assert with_season[anomaly - 24 * 40] > with_season[clean].max()
+    assert without[anomaly - 24 * 40] < without[clean].max(), "recent steps alone miss it"

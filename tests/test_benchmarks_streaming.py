@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from benchmarks.common import parse_spec
@@ -13,6 +14,7 @@ from benchmarks.streaming import (
     TailCalibrator,
     alert_scores,
     detector_policy,
+    season_rows,
     series_windows,
     stream,
 )
@@ -108,3 +110,11 @@ def test_an_incident_alerts_once_unless_it_escalates() -> None:
         alert_scores(strengths, hold=3), [1.0, 5.0, 0, 0, 0, 6.0, 0, 0, 0, 2.0]
     )
     np.testing.assert_array_equal(alert_scores(strengths, hold=0), strengths)
+
+
+def test_seasons_become_rows_of_the_step_where_the_baseline_spans_two() -> None:
+    policy = StreamPolicy(window=4, seasons=("1D", "7D"))
+    assert season_rows(policy, pd.Timedelta("1h"), first=24 * 14) == [24, 168]
+    assert season_rows(policy, pd.Timedelta("1h"), first=24 * 14 - 1) == [24]
+    with pytest.raises(ValueError, match="time between rows"):
+        season_rows(policy, None, first=1000)

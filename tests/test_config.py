@@ -9,6 +9,7 @@ import pytest
 
 from atalaia.config import FileSource, SqlSource, find_monitor, load_monitor, load_monitors
 from atalaia.errors import ConfigError
+from atalaia.representation import lookback
 from atalaia.settings import DEFAULT_STORE_URL, Settings
 from tests.conftest import REPO, write_monitor
 
@@ -51,6 +52,16 @@ def test_environment_variables_are_expanded(
     assert monitor.source.url.endswith("@db/sales")
 
 
+def test_seasons_count_in_steps_and_lengthen_the_lookback(tmp_path: Path) -> None:
+    body = MINIMAL.replace("frequency: 1min", "frequency: 5min") + (
+        "detector: {kind: ar, window: 3, smoothing: 2, seasons: [1D, 7D]}\n"
+    )
+    monitor = load_monitor(write_monitor(tmp_path, "seasonal", body))
+    assert monitor.season_steps == [288, 2016]
+    # the oldest lag (a week and a step) plus the smoothing's step before
+    assert lookback(monitor) == timedelta(minutes=5) * (2017 + 1)
+
+
 @pytest.mark.parametrize(
     ("change", "names"),
     [
@@ -61,6 +72,12 @@ def test_environment_variables_are_expanded(
         (("features: [value]", "features: [ts]"), "columns used twice: ts"),
         (("source: {kind: files, path: data/*.csv}", "source: {kind: sql, url: x}"), "source.sql"),
         (("frequency: 1min", "frequency: 1min\ncalibration: {alpha: 2}"), "calibration.alpha"),
+        (("frequency: 1min", "frequency: 1min\ndetector: {seasons: [daily]}"), "seasons"),
+        (("frequency: 1min", "frequency: 1min\ndetector: {seasons: [1D]}"), "needs windows"),
+        (
+            ("frequency: 1min", "frequency: 1min\ndetector: {window: 4, seasons: [90s]}"),
+            "not a whole number of 1min steps",
+        ),
     ],
 )
 def test_a_bad_field_is_named_with_the_file(

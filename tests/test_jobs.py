@@ -266,15 +266,30 @@ baseline: {{last_intervals: 1}}
     assert (result.rows, result.quarantined) == (24, 0)
 
 
-WINDOWED = HOURLY.replace(
-    "calibration:", "detector: {kind: ar, window: 4, smoothing: 3}\ncalibration:"
-)
-
-
-def test_a_windowed_smoothed_batch_scores_as_if_scored_with_its_predecessor(
+def test_a_baseline_shorter_than_two_seasons_is_refused(
     hourly: Monitor, settings: Settings
 ) -> None:
-    windowed = load_monitor(write_monitor(settings.monitors_dir, "windowed", WINDOWED))
+    body = HOURLY.replace(
+        "calibration:", "detector: {kind: ar, window: 4, seasons: [14D]}\ncalibration:"
+    )
+    monitor = load_monitor(write_monitor(settings.monitors_dir, "fortnightly", body))
+    jobs.ingest(monitor, jan(1), jan(21), settings=settings)
+    with pytest.raises(EmptyBatchError, match="less than two seasons of 14 days"):
+        jobs.train(monitor, settings=settings)
+
+
+@pytest.mark.parametrize(
+    ("spec", "oldest_lag"),
+    [
+        ("{kind: ar, window: 4, smoothing: 3}", 3),
+        ("{kind: ar, window: 4, smoothing: 3, seasons: [1D]}", 25),  # a day and an hour back
+    ],
+)
+def test_a_windowed_smoothed_batch_scores_as_if_scored_with_its_predecessor(
+    hourly: Monitor, settings: Settings, spec: str, oldest_lag: int
+) -> None:
+    body = HOURLY.replace("calibration:", f"detector: {spec}\ncalibration:")
+    windowed = load_monitor(write_monitor(settings.monitors_dir, "windowed", body))
     jobs.ingest(windowed, jan(1), jan(21), settings=settings)
     jobs.train(windowed, settings=settings)
     for start, end in [(jan(25), jan(26)), (jan(26), jan(27))]:
@@ -288,6 +303,7 @@ def test_a_windowed_smoothed_batch_scores_as_if_scored_with_its_predecessor(
             for b in batches_overlapping(session, 1, jan(25), jan(27))
         ]
     detector, calibrator = load_model(model.artifact_path, model.artifact_sha256)
+    assert detector.lags_.max() == oldest_lag
     together = score_frame(pd.concat(frames), windowed, detector, calibrator, start=jan(26))
     assert second.rows == len(stored) == len(together) == 2 * 24
     np.testing.assert_allclose(

@@ -97,3 +97,19 @@ def test_a_series_start_without_any_lag_is_not_an_anomaly(fitted) -> None:
     start.iloc[0, :-2] = np.nan
     scores = model.decision_function(windows.iloc[WINDOW:2500])
     assert model.decision_function(start)[0] < np.quantile(scores, 0.999)
+
+
+def test_a_window_with_seasonal_lags_is_refused() -> None:
+    frame = pd.DataFrame(
+        {"ts": pd.date_range("2026-01-01", periods=200, freq="1min"), "x": np.arange(200.0)}
+    )
+    windows = make_windows(
+        frame,
+        timestamp="ts",
+        features=["x"],
+        frequency=timedelta(minutes=1),
+        window=4,
+        seasons=[10],
+    ).frame()
+    with pytest.raises(ValueError, match="seasonal lags"):
+        detectors.create("nar").fit(windows.iloc[20:])

@@ -82,3 +82,24 @@ def test_per_feature_sums_attribution_over_lags() -> None:
     np.testing.assert_array_equal(per_feature(attribution, 2), [[6, 9], [24, 27]])
     with pytest.raises(ValueError, match="do not divide"):
         per_feature(attribution, 4)
+
+
+def test_seasonal_lags_hold_each_feature_one_season_ago_and_the_step_before() -> None:
+    assert window_columns(["x"], 2, seasons=[5]) == ["x@t-6", "x@t-5", "x@t-1", "x@t-0"]
+    assert window_columns(["x"], 8, seasons=[5]) == window_columns(["x"], 8), "already held"
+    stamps = pd.date_range("2026-01-01", periods=12, freq="1min", tz="UTC")
+    data = pd.DataFrame({"ts": stamps, "host": ["a"] * 6 + ["b"] * 6, "x": np.arange(12.0)})
+    windows = make_windows(
+        data,
+        timestamp="ts",
+        features=["x"],
+        frequency=MINUTE,
+        window=2,
+        entity=data["host"],
+        seasons=[3],
+    )
+    assert windows.columns == ["x@t-4", "x@t-3", "x@t-1", "x@t-0"]
+    last_of_a, first_of_b = windows.values[5], windows.values[6]
+    np.testing.assert_array_equal(last_of_a, [1, 2, 4, 5])
+    assert np.isnan(first_of_b[:3]).all(), "nothing before an entity's first step, not a's"
+    assert np.isnan(windows.values[3, 0]) and windows.values[4, 0] == 0, "history starts at 0"
