@@ -4,10 +4,11 @@ With ``detector.window = 1`` the detector sees each accepted row's features. Wit
 it sees, for every step of every entity, the window of the last ``w`` steps of all features
 (``detectors.windows``: the data's regular grid, gaps missing), plus each feature one
 season ago and the step before for every period of ``detector.seasons``, and a score
-belongs to the window's last step. With ``detector.smoothing = k`` a step's score is the mean of its
-entity's last ``k`` raw scores (``detectors.smoothing``). Both look back in time, so scoring
-a batch takes the rows of the ``lookback`` before it along as context; training and
-calibration go through the same functions, so calibration sees the scores scoring makes.
+belongs to the window's last step. With ``detector.smoothing = k`` a step's score is the
+mean of its entity's last ``k`` raw scores (``detectors.smoothing``). Both look back in
+time, so scoring a batch takes the rows of the ``lookback`` before it along as context;
+training and calibration go through the same functions, so calibration sees the scores
+scoring makes.
 """
 
 from __future__ import annotations

@@ -76,6 +76,8 @@ class LinearARDetector(Detector):
     ----------
     order_ : int
         The order used.
+    lags_ : ndarray of int
+        Each lag column's lag, in steps.
     """
 
     kind = "ar"
@@ -150,8 +152,8 @@ class LinearARDetector(Detector):
         return ((X.reshape(len(X), -1, d) - self.center_) / self.scale_).reshape(len(X), -1)
 
     def _conditional(self, observed: np.ndarray) -> _Conditional:
-        """The last step given the lag columns marked in ``observed`` that lie within the
-        order (cached per pattern)."""
+        """The last step given the lag columns marked in ``observed`` that predictions use
+        (``_used_lags``), cached per pattern."""
         d = self.n_channels_
         n_lags = len(self.mean_) - d
         observed = observed & self._used_lags()
