@@ -242,6 +242,8 @@ class LinearARDetector(Detector):
         self.center_, self.scale_ = weights["center"], weights["scale"]
         self.mean_, self.covariance_ = weights["mean"], weights["covariance"]
         self.n_channels_ = len(self.center_)
+        if "order" not in weights:
+            raise ValueError("saved before ar chose its order and knew seasonal lags: retrain it")
         self.order_ = int(weights["order"])
         self.lags_ = weights["lags"]
         self._conditionals = {}

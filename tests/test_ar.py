@@ -177,6 +177,15 @@ def test_the_order_survives_save_and_load(tmp_path: Path) -> None:
     assert loaded.order_ == model.order_ == 2
 
 
+def test_a_model_saved_before_orders_were_chosen_asks_to_be_retrained(tmp_path: Path) -> None:
+    folder = detectors.create("ar").fit(ar_windows([0.8], 500)).save(tmp_path / "ar")
+    weights = dict(np.load(folder / "weights.npz"))
+    del weights["order"], weights["lags"]
+    np.savez(folder / "weights.npz", **weights)
+    with pytest.raises(detectors.ArtifactError, match="retrain it"):
+        detectors.load(folder)
+
+
 def test_an_order_that_is_not_a_count_or_bic_is_refused() -> None:
     with pytest.raises(ValueError, match="order"):
         detectors.create("ar", order="aic").fit(ar_windows([0.8], 300))
