@@ -11,7 +11,7 @@ import pytest
 
 import detectors
 from detectors.windows import make_windows, per_feature
-from tests.series import seasonal_series
+from tests.series import one_series_windows, seasonal_series
 
 
 def windows_of(data: pd.DataFrame, window: int = 5) -> pd.DataFrame:
@@ -144,10 +144,7 @@ def ar_windows(coefficients: list[float], n: int, window: int = 16, seed: int = 
     x = np.zeros(n + 200)
     for t in range(len(coefficients), len(x)):
         x[t] = sum(c * x[t - 1 - k] for k, c in enumerate(coefficients)) + rng.normal()
-    frame = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=n, freq="1min"), "x": x[200:]})
-    windows = make_windows(
-        frame, timestamp="ts", features=["x"], frequency=timedelta(minutes=1), window=window
-    ).frame()
+    windows = one_series_windows(x[200:], timedelta(minutes=1), window)
     return windows.iloc[window - 1 :]  # full windows only
 
 
@@ -197,17 +194,9 @@ def test_seasonal_lags_find_a_level_that_is_normal_but_not_at_this_time_of_day()
     profile = rng.normal(size=period)  # a daily shape no few recent steps can predict
     x = profile[np.arange(n) % period] + 0.05 * rng.normal(size=n)
     x[anomaly] = profile[(anomaly + period // 2) % period]  # another hour's usual level
-    frame = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=n, freq="1h"), "x": x})
 
     def scores(seasons: list[int]) -> np.ndarray:
-        windows = make_windows(
-            frame,
-            timestamp="ts",
-            features=["x"],
-            frequency=timedelta(hours=1),
-            window=4,
-            seasons=seasons,
-        ).frame()
+        windows = one_series_windows(x, timedelta(hours=1), window=4, seasons=seasons)
         model = detectors.create("ar").fit(windows.iloc[period + 1 : 24 * 40])
         assert model.order_ >= 1 and bool(seasons) == (model.lags_.max() == period + 1)
         return model.decision_function(windows.iloc[24 * 40 :])

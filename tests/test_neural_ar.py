@@ -12,7 +12,7 @@ import pytest
 import detectors
 from detectors.neural_ar import NeuralARDetector
 from detectors.windows import make_windows, per_feature
-from tests.series import seasonal_series
+from tests.series import one_series_windows, seasonal_series
 
 WINDOW = 9
 FAST = {"hidden_size": 16, "max_steps": 800, "device": "cpu"}
@@ -100,16 +100,6 @@ def test_a_series_start_without_any_lag_is_not_an_anomaly(fitted) -> None:
 
 
 def test_a_window_with_seasonal_lags_is_refused() -> None:
-    frame = pd.DataFrame(
-        {"ts": pd.date_range("2026-01-01", periods=200, freq="1min"), "x": np.arange(200.0)}
-    )
-    windows = make_windows(
-        frame,
-        timestamp="ts",
-        features=["x"],
-        frequency=timedelta(minutes=1),
-        window=4,
-        seasons=[10],
-    ).frame()
+    windows = one_series_windows(np.arange(200.0), timedelta(minutes=1), window=4, seasons=[10])
     with pytest.raises(ValueError, match="seasonal lags"):
         detectors.create("nar").fit(windows.iloc[20:])
