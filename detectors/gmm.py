@@ -81,31 +81,19 @@ class GaussianMixtureDetector(Detector):
             )
         Z = complete - self.center_  # one copy, standardised in place
         Z /= self.scale_
-        size = self.n_components or self._size_by_bic(Z)
-        mixture = self._mixture(size).fit(Z)
+        settings = {
+            "reg_covar": self.reg_covar,
+            "n_init": self.n_init,
+            "max_iter": self.max_iter,
+            "random_state": self.random_state,
+        }
+        if self.n_components:
+            mixture = gaussian_mixture(self.n_components, **settings).fit(Z)
+        else:
+            mixture = mixture_by_bic(Z, self.max_components, self.bic_sample, **settings)
         self.weights_ = mixture.weights_
         self.means_ = mixture.means_
         self.precisions_cholesky_ = mixture.precisions_cholesky_
-
-    def _mixture(self, size: int) -> GaussianMixture:
-        return GaussianMixture(
-            n_components=size,
-            covariance_type="full",
-            reg_covar=self.reg_covar,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            random_state=self.random_state,
-        )
-
-    def _size_by_bic(self, Z: np.ndarray) -> int:
-        sample = Z
-        if len(Z) > self.bic_sample:
-            rng = np.random.default_rng(self.random_state)
-            sample = Z[rng.choice(len(Z), self.bic_sample, replace=False)]
-        # Each component needs more rows than it has parameters per dimension.
-        largest = max(1, min(self.max_components, len(sample) // (2 * (Z.shape[1] + 1))))
-        bics = [self._mixture(k).fit(sample).bic(sample) for k in range(1, largest + 1)]
-        return int(np.argmin(bics)) + 1
 
     @property
     def n_components_(self) -> int:
@@ -191,6 +179,29 @@ class GaussianMixtureDetector(Detector):
         self.center_, self.scale_ = weights["center"], weights["scale"]
         self.weights_, self.means_ = weights["weights"], weights["means"]
         self.precisions_cholesky_ = weights["precisions_cholesky"]
+
+
+def gaussian_mixture(size: int, **settings) -> GaussianMixture:
+    """scikit-learn's full-covariance mixture of ``size`` components with ``settings``
+    (``reg_covar``, ``n_init``, ``max_iter``, ``random_state``)."""
+    return GaussianMixture(n_components=size, covariance_type="full", **settings)
+
+
+def mixture_by_bic(
+    Z: np.ndarray, max_components: int, bic_sample: int, **settings
+) -> GaussianMixture:
+    """A full-covariance mixture fitted on the rows of ``Z``, of the size from 1 to
+    ``max_components`` with the lowest BIC on at most ``bic_sample`` of them (drawn with
+    ``settings["random_state"]``); each component gets more rows than it has parameters per
+    dimension, and a distinct row of its own."""
+    sample = Z
+    if len(Z) > bic_sample:
+        rng = np.random.default_rng(settings.get("random_state"))
+        sample = Z[rng.choice(len(Z), bic_sample, replace=False)]
+    largest = max(1, min(max_components, len(sample) // (2 * (Z.shape[1] + 1))))
+    largest = min(largest, len(np.unique(sample, axis=0)))  # k-means needs k distinct rows
+    bics = [gaussian_mixture(k, **settings).fit(sample).bic(sample) for k in range(1, largest + 1)]
+    return gaussian_mixture(int(np.argmin(bics)) + 1, **settings).fit(Z)
 
 
 def _component_log_densities(Z: np.ndarray, means: np.ndarray, chols: np.ndarray) -> np.ndarray:
