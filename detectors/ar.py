@@ -2,8 +2,10 @@
 
 Input rows are flattened windows (``detectors.windows``): ``lags + 1`` steps of ``d``
 channels, oldest first, optionally led by seasonal lags (the steps one season ago). The last
-step is predicted linearly from the lags, and its residual is Gaussian with a full
-covariance. Everything is computed from the mean and covariance of the standardised training
+step is predicted linearly from the lags, and its residual (the innovation) follows a
+Gaussian mixture with full covariances, its size chosen by BIC: one component is the plain
+Gaussian VAR; more let recurring jumps or spikes, which a single Gaussian calls extreme every
+time, be likely. Everything is computed from the mean and covariance of the standardised training
 windows, so a prediction can condition on any subset of the lags:
 the coefficients are a ridge regression on the observed lags, shrunk towards persistence
 (each channel's most recent observed value, the "Minnesota" prior of Bayesian VARs) rather
@@ -12,11 +14,14 @@ is, not to return to its mean. The model's order (how many of the most recent la
 is chosen at fit time by the Bayesian information criterion, as statsmodels' VAR order
 selection does, so a short training set gets a short model instead of an overfitted one
 whose tiny in-sample residuals make every new step look extreme. Seasonal lags, when the
-window has them, are always used.
+window has them, are always used. The innovation mixture is fitted, as the ``gmm`` detector
+fits its mixture, on the residuals of the training windows.
 
 Score: the exact predictive negative log-likelihood of the observed last step. Missing values
-are handled exactly: the prediction uses only the observed lags (with none, the step's
-training distribution), and missing last-step channels are integrated out.
+are handled exactly for a Gaussian innovation: the prediction uses only the observed lags
+(with none, the step's training distribution), each mixture component widened by how much
+less predictable the step is from those lags alone, and missing last-step channels are
+integrated out.
 Attribution: each channel's NLL given the other channels' residuals, put on that channel's
 last-step column (lag columns get 0).
 """
@@ -26,8 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logsumexp
 
 from detectors.base import Detector
+from detectors.gmm import mixture_by_bic
 from detectors.windows import channel_scaling, column_lags, window_channels
 
 LOG_2PI = np.log(2 * np.pi)
@@ -47,7 +54,7 @@ _Group = tuple[np.ndarray, _Conditional]
 
 
 class LinearARDetector(Detector):
-    """Vector autoregression with Gaussian residuals, fitted on windows.
+    """Vector autoregression with Gaussian-mixture innovations, fitted on windows.
 
     Parameters
     ----------
@@ -71,6 +78,17 @@ class LinearARDetector(Detector):
         "bic": the order from 1 to the window's lags with the lowest Bayesian information
         criterion on the training windows, ``n log det(residual covariance) + log(n) p d^2``
         (at least 1, so the prediction keeps persisting the latest value).
+    max_components : int
+        Largest innovation mixture tried by BIC (1: Gaussian innovations).
+    reg_covar : float
+        Added to each innovation component's covariance diagonal, in standardised units:
+        0.0025 floors a component's spread at 0.05 standard deviations, as the ``gmm``
+        detector does, so a component cannot collapse onto a repeated residual (a channel
+        whose steps are quantised predicts many residuals exactly).
+    bic_sample : int
+        Training windows (drawn at random) used to compare mixture sizes by BIC.
+    random_state : int
+        Seed of the mixture's fit; the same data and seed give the same model.
 
     Attributes
     ----------
@@ -78,6 +96,9 @@ class LinearARDetector(Detector):
         The order used.
     lags_ : ndarray of int
         Each lag column's lag, in steps.
+    innovation_weights_, innovation_means_, innovation_covariances_ : ndarray
+        The innovation mixture over the channels (standardised units), as fitted with every
+        lag observed.
     """
 
     kind = "ar"
@@ -90,12 +111,20 @@ class LinearARDetector(Detector):
         persistence: float = 1.0,
         min_variance: float = 1e-4,
         order: int | str = "bic",
+        max_components: int = 8,
+        reg_covar: float = 0.0025,
+        bic_sample: int = 20_000,
+        random_state: int = 0,
     ) -> None:
         self.channels = channels
         self.ridge = ridge
         self.persistence = persistence
         self.min_variance = min_variance
         self.order = order
+        self.max_components = max_components
+        self.reg_covar = reg_covar
+        self.bic_sample = bic_sample
+        self.random_state = random_state
 
     # -- fitting -----------------------------------------------------------------------
 
@@ -119,6 +148,17 @@ class LinearARDetector(Detector):
             self.order_ = min(self.order, most)
         else:
             raise ValueError(f'order must be a non-negative int or "bic", got {self.order!r}')
+        residuals, _ = self._predictions(X[complete])
+        mixture = mixture_by_bic(
+            residuals,
+            self.max_components,
+            self.bic_sample,
+            reg_covar=self.reg_covar,
+            random_state=self.random_state,
+        )
+        self.innovation_weights_ = mixture.weights_
+        self.innovation_means_ = mixture.means_
+        self.innovation_covariances_ = mixture.covariances_
 
     def _recent_steps(self) -> int:
         """How many steps back the lags run without a break (seasonal lags lie beyond)."""
@@ -200,30 +240,65 @@ class LinearARDetector(Detector):
             residuals[rows] = target[rows] - (self.mean_[n_lags:] + centred @ conditional.coef)
         return residuals, groups
 
+    def _component_covariances(self, conditional: _Conditional) -> np.ndarray:
+        """The innovation components' covariances (K, d, d) for a prediction from
+        ``conditional``'s lags: each widened by how much larger that prediction's residual
+        covariance is than the one with every lag observed, which the mixture was fitted on."""
+        every_lag = np.ones(len(self.mean_) - self.n_channels_, dtype=bool)
+        extra = conditional.covariance - self._conditional(every_lag).covariance
+        values, vectors = np.linalg.eigh(extra)
+        extra = (vectors * np.clip(values, 0.0, None)) @ vectors.T  # never narrower
+        return self.innovation_covariances_ + extra
+
+    def _innovation_log_density(
+        self, residuals: np.ndarray, channels: np.ndarray, covariances: np.ndarray
+    ) -> np.ndarray:
+        """Log-density of ``residuals[:, channels]`` under the innovation mixture with
+        component ``covariances``, marginalised over the other channels."""
+        if not channels.any():
+            return np.zeros(len(residuals))
+        per_component = [
+            np.log(weight)
+            + _gaussian_log_density(
+                residuals[:, channels] - mean[channels], covariance[np.ix_(channels, channels)]
+            )
+            for weight, mean, covariance in zip(
+                self.innovation_weights_, self.innovation_means_, covariances, strict=True
+            )
+        ]
+        return logsumexp(per_component, axis=0)
+
     def _score_samples(self, X: np.ndarray) -> np.ndarray:
         residuals, groups = self._predictions(X)
         log_likelihood = np.empty(len(X))
         observed = ~np.isnan(residuals)
         for rows, conditional in groups:
+            covariances = self._component_covariances(conditional)
             for within, pattern in _patterns(observed[rows]):
                 subset = rows[within]
-                log_likelihood[subset] = _gaussian_log_density(
-                    residuals[subset][:, pattern], conditional.covariance[np.ix_(pattern, pattern)]
+                log_likelihood[subset] = self._innovation_log_density(
+                    residuals[subset], pattern, covariances
                 )
         return log_likelihood - (np.log(self.scale_) * observed).sum(axis=1)
 
     def _attribute(self, X: np.ndarray) -> np.ndarray:
-        """Each channel's NLL given the others' residuals, on its last-step column."""
+        """Each observed channel's NLL given the others' residuals, on its last-step column:
+        ``log p(others) - log p(all)``."""
         residuals, groups = self._predictions(X)
-        residuals = np.nan_to_num(residuals, nan=0.0)
+        observed = ~np.isnan(residuals)
         out = np.zeros(X.shape)
+        first_target = X.shape[1] - self.n_channels_
         for rows, conditional in groups:
-            precision = np.linalg.inv(conditional.covariance)
-            diagonal = np.diagonal(precision)
-            projected = residuals[rows] @ precision
-            out[rows, -self.n_channels_ :] = 0.5 * (
-                LOG_2PI - np.log(diagonal) + projected**2 / diagonal
-            )
+            covariances = self._component_covariances(conditional)
+            for within, pattern in _patterns(observed[rows]):
+                subset = rows[within]
+                joint = self._innovation_log_density(residuals[subset], pattern, covariances)
+                for channel in np.flatnonzero(pattern):
+                    others = pattern.copy()
+                    others[channel] = False
+                    out[subset, first_target + channel] = (
+                        self._innovation_log_density(residuals[subset], others, covariances) - joint
+                    )
         return out
 
     # -- persistence -------------------------------------------------------------------
@@ -236,16 +311,25 @@ class LinearARDetector(Detector):
             "covariance": self.covariance_,
             "order": np.array(self.order_),
             "lags": self.lags_,
+            "innovation_weights": self.innovation_weights_,
+            "innovation_means": self.innovation_means_,
+            "innovation_covariances": self.innovation_covariances_,
         }
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         self.center_, self.scale_ = weights["center"], weights["scale"]
         self.mean_, self.covariance_ = weights["mean"], weights["covariance"]
         self.n_channels_ = len(self.center_)
-        if "order" not in weights:
-            raise ValueError("saved before ar chose its order and knew seasonal lags: retrain it")
+        if "innovation_weights" not in weights:
+            raise ValueError(
+                "saved before ar chose its order and modelled its innovations as a mixture: "
+                "retrain it"
+            )
         self.order_ = int(weights["order"])
         self.lags_ = weights["lags"]
+        self.innovation_weights_ = weights["innovation_weights"]
+        self.innovation_means_ = weights["innovation_means"]
+        self.innovation_covariances_ = weights["innovation_covariances"]
         self._conditionals = {}
 
 
