@@ -3,25 +3,26 @@
 Input rows are flattened windows (``detectors.windows``): ``lags + 1`` steps of ``d``
 channels, oldest first, optionally led by seasonal lags (the steps one season ago). The last
 step is predicted linearly from the lags, and its residual (the innovation) follows a
-Gaussian mixture with full covariances, its size chosen by BIC: one component is the plain
-Gaussian VAR; more let recurring jumps or spikes, which a single Gaussian calls extreme every
-time, be likely. Everything is computed from the mean and covariance of the standardised training
-windows, so a prediction can condition on any subset of the lags:
-the coefficients are a ridge regression on the observed lags, shrunk towards persistence
-(each channel's most recent observed value, the "Minnesota" prior of Bayesian VARs) rather
-than towards zero, so a channel that never moved in training is predicted to stay where it
-is, not to return to its mean. The model's order (how many of the most recent lags it uses)
-is chosen at fit time by the Bayesian information criterion, as statsmodels' VAR order
-selection does, so a short training set gets a short model instead of an overfitted one
-whose tiny in-sample residuals make every new step look extreme. Seasonal lags, when the
-window has them, are always used. The innovation mixture is fitted, as the ``gmm`` detector
-fits its mixture, on the residuals of the training windows.
+Gaussian mixture with full covariances, its size chosen by BIC, fitted as the ``gmm``
+detector fits its mixture, on the residuals of the training windows. One component is the
+plain Gaussian VAR; more let jumps that recur in normal data be likely, where a single
+Gaussian would call each of them extreme.
 
-Score: the exact predictive negative log-likelihood of the observed last step. Missing values
-are handled exactly for a Gaussian innovation: the prediction uses only the observed lags
-(with none, the step's training distribution), each mixture component widened by how much
-less predictable the step is from those lags alone, and missing last-step channels are
-integrated out.
+The prediction is computed from the mean and covariance of the standardised training
+windows, so it can condition on any subset of the lags: the coefficients are a ridge
+regression on the observed lags, shrunk towards persistence (each channel's most recent
+observed value, the "Minnesota" prior of Bayesian VARs) rather than towards zero, so a
+channel that never moved in training is predicted to stay where it is, not to return to its
+mean. The model's order (how many of the most recent lags it uses) is chosen at fit time by
+the Bayesian information criterion, as statsmodels' VAR order selection does, so a short
+training set gets a short model instead of an overfitted one whose tiny in-sample residuals
+make every new step look extreme. Seasonal lags, when the window has them, are always used.
+
+Score: the exact predictive negative log-likelihood of the observed last step. Missing
+values: the prediction uses only the observed lags (with none, the step's training
+distribution), each innovation component widened by how much less predictable the step is
+from those lags alone (exact when the innovation is one Gaussian), and missing last-step
+channels are integrated out.
 Attribution: each channel's NLL given the other channels' residuals, put on that channel's
 last-step column (lag columns get 0).
 """
