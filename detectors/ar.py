@@ -32,13 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from detectors.base import Detector
-from detectors.gmm import CHUNK, mixture_by_bic
+from detectors.gmm import CHUNK, mixture_by_bic, stacked_whitening, whitened_log_density
 from detectors.windows import channel_scaling, column_lags, window_channels
-
-LOG_2PI = np.log(2 * np.pi)
 
 
 @dataclass(frozen=True)
@@ -258,16 +255,27 @@ class LinearARDetector(Detector):
         component ``covariances``, marginalised over the other channels."""
         if not channels.any():
             return np.zeros(len(residuals))
-        precision_factors = [
-            np.linalg.cholesky(np.linalg.inv(covariance[np.ix_(channels, channels)]))
-            for covariance in covariances
-        ]
-        return _mixture_log_density(
-            residuals[:, channels],
-            np.log(self.innovation_weights_),
+        precision_factors = np.stack(
+            [
+                np.linalg.cholesky(np.linalg.inv(covariance[np.ix_(channels, channels)]))
+                for covariance in covariances
+            ]
+        )
+        d = int(channels.sum())
+        whitening = stacked_whitening(
+            self.innovation_weights_,
             self.innovation_means_[:, channels],
             precision_factors,
+            center=np.zeros(d),
+            scale=np.ones(d),
         )
+        values = residuals[:, channels]
+        out = np.empty(len(values))
+        for start in range(0, len(values), CHUNK):
+            out[start : start + CHUNK] = whitened_log_density(
+                values[start : start + CHUNK], *whitening
+            )
+        return out
 
     def _score_samples(self, X: np.ndarray) -> np.ndarray:
         residuals, groups = self._predictions(X)
@@ -349,28 +357,3 @@ def _patterns(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         which = which.ravel()
         groups += [(partial[which == k], pattern) for k, pattern in enumerate(patterns)]
     return groups
-
-
-def _mixture_log_density(
-    values: np.ndarray,
-    log_weights: np.ndarray,
-    means: np.ndarray,
-    precision_factors: list[np.ndarray],
-) -> np.ndarray:
-    """``log sum_k w_k N(x; mean_k, P_k^-1)`` of each row x of ``values``, where
-    ``P_k = L_k L_k^T`` is given by its Cholesky factor ``L_k``: every component whitened by
-    one matrix product per chunk of rows, as the ``gmm`` detector scores."""
-    d = values.shape[1]
-    projection = np.concatenate(precision_factors, axis=1)  # (d, K*d)
-    offset = np.concatenate(
-        [mean @ factor for mean, factor in zip(means, precision_factors, strict=True)]
-    )
-    log_dets = np.array([np.log(np.diagonal(factor)).sum() for factor in precision_factors])
-    constant = log_weights + log_dets - 0.5 * d * LOG_2PI
-    out = np.empty(len(values))
-    for start in range(0, len(values), CHUNK):
-        whitened = values[start : start + CHUNK] @ projection - offset
-        np.square(whitened, out=whitened)
-        distances = whitened.reshape(len(whitened), len(constant), d).sum(axis=2)
-        out[start : start + CHUNK] = logsumexp(constant - 0.5 * distances, axis=1)
-    return out

@@ -108,34 +108,14 @@ class GaussianMixtureDetector(Detector):
     def _score_samples(self, X: np.ndarray) -> np.ndarray:
         scores = np.zeros(len(X))
         for rows, observed in _rows_by_observed_features(X):
-            projection, offset, constant = self._whitening(observed)
+            means, chols = self._marginal(observed)
+            whitening = stacked_whitening(
+                self.weights_, means, chols, self.center_[observed], self.scale_[observed]
+            )
             for chunk in _chunks(rows):
                 values = X[chunk] if observed.all() else X[chunk][:, observed]
-                # row i, component k: y_ik = L_k^T (z_i - mu_k), z_i the standardised row
-                whitened = values @ projection - offset
-                np.square(whitened, out=whitened)
-                distances = whitened.reshape(len(values), len(constant), -1).sum(axis=2)
-                scores[chunk] = _log_sum_exp(constant - 0.5 * distances)
+                scores[chunk] = whitened_log_density(values, *whitening)
         return scores
-
-    def _whitening(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The mixture over ``observed`` features as one matrix product on unscaled rows.
-
-        Returns the stacked whitening maps ``L_k / scale`` (d, K*d), their offsets
-        ``L_k^T (center / scale + mu_k)`` (K*d,) and each component's log normaliser, log weight
-        and the standardisation's Jacobian (K,).
-        """
-        means, chols = self._marginal(observed)
-        center, scale = self.center_[observed], self.scale_[observed]
-        projection = np.concatenate([chol / scale[:, None] for chol in chols], axis=1)
-        offset = np.concatenate(
-            [(center / scale + mean) @ chol for mean, chol in zip(means, chols, strict=True)]
-        )
-        log_dets = np.array([np.log(np.abs(np.diagonal(chol))).sum() for chol in chols])
-        constant = (
-            np.log(self.weights_) + log_dets - 0.5 * len(scale) * LOG_2PI - np.log(scale).sum()
-        )
-        return projection, offset, constant
 
     def _attribute(self, X: np.ndarray) -> np.ndarray:
         """-log p(x_j | x_-j) per observed feature, in standardised units (comparable across
@@ -202,6 +182,41 @@ def mixture_by_bic(
     largest = min(largest, len(np.unique(sample, axis=0)))  # k-means needs k distinct rows
     bics = [gaussian_mixture(k, **settings).fit(sample).bic(sample) for k in range(1, largest + 1)]
     return gaussian_mixture(int(np.argmin(bics)) + 1, **settings).fit(Z)
+
+
+def stacked_whitening(
+    weights: np.ndarray,
+    means: np.ndarray,
+    chols: np.ndarray,
+    center: np.ndarray,
+    scale: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A mixture (``chols`` factor the components' precisions, in units standardised by
+    ``center`` and ``scale``) as one matrix product on unscaled rows.
+
+    Returns the stacked whitening maps ``L_k / scale`` (d, K*d), their offsets
+    ``L_k^T (center / scale + mu_k)`` (K*d,) and each component's log normaliser, log weight
+    and the standardisation's Jacobian (K,), for :func:`whitened_log_density`.
+    """
+    projection = np.concatenate([chol / scale[:, None] for chol in chols], axis=1)
+    offset = np.concatenate(
+        [(center / scale + mean) @ chol for mean, chol in zip(means, chols, strict=True)]
+    )
+    log_dets = np.array([np.log(np.abs(np.diagonal(chol))).sum() for chol in chols])
+    constant = np.log(weights) + log_dets - 0.5 * len(scale) * LOG_2PI - np.log(scale).sum()
+    return projection, offset, constant
+
+
+def whitened_log_density(
+    values: np.ndarray, projection: np.ndarray, offset: np.ndarray, constant: np.ndarray
+) -> np.ndarray:
+    """The mixture's log-density of each row of ``values``, given its
+    :func:`stacked_whitening`."""
+    # row i, component k: y_ik = L_k^T (z_i - mu_k), z_i the standardised row
+    whitened = values @ projection - offset
+    np.square(whitened, out=whitened)
+    distances = whitened.reshape(len(values), len(constant), -1).sum(axis=2)
+    return _log_sum_exp(constant - 0.5 * distances)
 
 
 def _component_log_densities(Z: np.ndarray, means: np.ndarray, chols: np.ndarray) -> np.ndarray:
