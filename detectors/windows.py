@@ -7,11 +7,11 @@ observed step gets the window ending there. Windows never cross entities. Flatte
 window has ``w * d`` columns named ``<feature>@t-<lag>``, oldest first, so every tabular
 detector works on windows unchanged.
 
-Seasonal lags: with ``seasons`` (periods in steps, each at least ``w``), a window also holds
-every feature at lags ``P + 1`` and ``P`` of each period ``P``, the same step one season ago
-and the one before it, placed before the recent lags (oldest first still), so that a
-prediction can follow the seasonal change (a seasonal autoregression's terms). A lag the
-window already holds is not repeated.
+Seasonal lags: with ``seasons`` (periods in steps), a window also holds every feature at
+lags ``P + 1`` and ``P`` of each period ``P``, the same step one season ago and the one
+before it, placed before the recent lags (oldest first still), so that a prediction can
+follow the seasonal change (a seasonal autoregression's terms). A lag the window already
+holds (a period shorter than the window) is not repeated.
 """
 
 from __future__ import annotations
