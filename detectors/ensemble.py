@@ -1,13 +1,20 @@
 """Ensemble detector: several detectors fitted on the same rows, their scores put on one scale.
 
 Each member's anomaly score is standardised by the scores it gives its own training rows
-(``(score - median) / (1.4826 * MAD)``, a robust z-score), and the ensemble's score is the mean
-of the members' z-scores: what surprises one member by many of its own typical deviations
+(``(score - median) / max(1.4826 * MAD, 1)``, a robust z-score whose unit is never finer
+than one unit of the member's score), and the ensemble's score is the mean of the members'
+z-scores: what surprises one member by many of its own typical deviations
 raises the ensemble's score even when another member finds the row ordinary. This is the
 combination of Merlion's ensembles (members' scores normalised, then averaged) and the idea
 behind Orion's AER (a prediction error and a reconstruction error, combined), with members of
 any kind: an autoregressive ``ar`` (surprise at the next step) beside a window density ``gmm``
 (surprise at the window's shape) sees anomalies that either misses alone.
+
+The unit's floor keeps a member whose training scores hardly vary (``ar`` on a channel that
+was constant in training scores every row alike, down to float rounding) from turning
+rounding noise into z-scores in the millions and drowning the other members. One unit is a
+nat for the likelihood-based members, the same floor the calibration puts under its p-value
+tail (differences below a nat are not taken as evidence).
 
 The combined score is a standardised surprise, not a log-likelihood: ``score_samples`` returns
 its negative so that the contract's directions hold, and calibration works on it like on any
@@ -27,6 +34,8 @@ from detectors.base import Detector, MissingValues
 
 # Consistency constant of the MAD for a normal distribution (MAD * 1.4826 estimates sigma).
 MAD_TO_SIGMA = 1.4826
+# The finest unit a member's z-score may have, in that member's score units (a nat for ar).
+MIN_SCALE = 1.0
 # The strictest way of handling missing values wins, in this order.
 _STRICTNESS: list[MissingValues] = ["reject", "impute", "marginalise"]
 # A prediction of the next step beside a density of the whole window; both work on plain rows.
@@ -46,7 +55,7 @@ def member_spec(member: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 class EnsembleDetector(Detector):
-    """The mean of several detectors' robust z-scores.
+    """The mean of several detectors' robust z-scores (units floored at ``MIN_SCALE``).
 
     Parameters
     ----------
@@ -109,7 +118,7 @@ class EnsembleDetector(Detector):
             center = float(np.median(scores))
             spread = MAD_TO_SIGMA * float(np.median(np.abs(scores - center)))
             centers.append(center)
-            scales.append(spread if spread > 0 else float(np.std(scores)) or 1.0)
+            scales.append(max(spread, MIN_SCALE))
         self.centers_, self.scales_ = np.asarray(centers), np.asarray(scales)
 
     def _score_samples(self, X: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 import detectors
+from detectors.ensemble import MIN_SCALE
 from detectors.windows import make_windows
-from tests.series import seasonal_series
+from tests.series import one_series_windows, seasonal_series
 
 WINDOW = 8
 
@@ -35,10 +36,29 @@ def test_each_members_scores_are_put_on_the_same_scale(train: pd.DataFrame) -> N
         (member.decision_function(train) - center) / scale
         for member, center, scale in zip(members, ensemble.centers_, ensemble.scales_, strict=True)
     ]
-    for member_z in z:  # robust z-scores of the training rows: median 0, MAD 1/1.4826
+    for member_z, scale in zip(z, ensemble.scales_, strict=True):
+        # robust z-scores of the training rows: median 0, MAD 1/1.4826 unless the unit floor
         assert abs(np.median(member_z)) < 1e-9
-        assert np.median(np.abs(member_z)) == pytest.approx(1 / 1.4826)
+        spread = 1.4826 * np.median(np.abs(member_z)) * scale
+        assert scale == pytest.approx(max(spread, MIN_SCALE))
     np.testing.assert_allclose(ensemble.decision_function(train), np.mean(z, axis=0))
+
+
+def test_a_member_that_scored_every_training_row_alike_does_not_blow_up_rounding() -> None:
+    """A channel constant in training: ``ar`` scores every window alike, to float rounding
+    (the spread of its scores is 4e-16, not 0). A change of a billionth is no evidence; a
+    real step still tops every training row."""
+    train = one_series_windows(np.full(600, 0.123456), timedelta(minutes=1), WINDOW)
+    train = train.iloc[WINDOW:]
+    gaussian = {"kind": "ar", "params": {"max_components": 1}}
+    ensemble = detectors.create("ensemble", members=["ar", gaussian]).fit(train)
+    assert list(ensemble.scales_) == [MIN_SCALE, MIN_SCALE]
+    typical = float(np.median(ensemble.decision_function(train)))
+    nudged, stepped = train.iloc[:1].copy(), train.iloc[:1].copy()
+    nudged.iloc[0, -1] += 1e-9
+    stepped.iloc[0, -1] += 0.5
+    assert abs(ensemble.decision_function(nudged)[0] - typical) < 1e-3
+    assert ensemble.decision_function(stepped)[0] > ensemble.decision_function(train).max() + 1
 
 
 def test_an_anomaly_one_member_finds_typical_still_tops_the_ensemble() -> None:
