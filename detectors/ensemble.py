@@ -12,9 +12,10 @@ any kind: an autoregressive ``ar`` (surprise at the next step) beside a window d
 
 The unit's floor keeps a member whose training scores hardly vary (``ar`` on a channel that
 was constant in training scores every row alike, down to float rounding) from turning
-rounding noise into z-scores in the millions and drowning the other members. One unit is a
+rounding noise into z-scores of 1e15 and drowning the other members. One unit is a
 nat for the likelihood-based members, the same floor the calibration puts under its p-value
-tail (differences below a nat are not taken as evidence).
+tail (differences below a nat are not taken as evidence); for ``gan`` it is one median
+validation error.
 
 The combined score is a standardised surprise, not a log-likelihood: ``score_samples`` returns
 its negative so that the contract's directions hold, and calibration works on it like on any

@@ -46,7 +46,7 @@ def test_each_members_scores_are_put_on_the_same_scale(train: pd.DataFrame) -> N
 
 def test_a_member_that_scored_every_training_row_alike_does_not_blow_up_rounding() -> None:
     """A channel constant in training: ``ar`` scores every window alike, to float rounding
-    (the spread of its scores is 4e-16, not 0). A change of a billionth is no evidence; a
+    (their standard deviation is 4e-16, not 0). A change of a billionth is no evidence; a
     real step still tops every training row."""
     train = one_series_windows(np.full(600, 0.123456), timedelta(minutes=1), WINDOW)
     train = train.iloc[WINDOW:]
