@@ -18,6 +18,7 @@ from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture
 
 from detectors.base import Detector
+from detectors.windows import channel_scaling
 
 LOG_2PI = np.log(2 * np.pi)
 # Rows per chunk when scoring, so memory stays flat on million-row batches.
@@ -70,9 +71,7 @@ class GaussianMixtureDetector(Detector):
     # -- fitting -----------------------------------------------------------------------
 
     def _fit(self, X: np.ndarray) -> None:
-        self.center_ = np.nanmean(X, axis=0)
-        scale = np.nanstd(X, axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.center_, self.scale_ = channel_scaling(X, X.shape[1])
         gaps = np.isnan(X).any(axis=1)
         complete = X[~gaps] if gaps.any() else X
         if len(complete) < 2:

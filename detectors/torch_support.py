@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from detectors.base import Detector
+from detectors.windows import channel_scaling
 
 log = logging.getLogger(__name__)
 
@@ -270,9 +271,7 @@ class TorchDetector(Detector):
     def _fit(self, X: np.ndarray) -> None:
         use_machine_cores()
         self.device_ = pick_device(self.device)
-        self.center_ = np.nanmean(X, axis=0)
-        scale = np.nanstd(X, axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.center_, self.scale_ = channel_scaling(X, X.shape[1])
         Z = np.nan_to_num(self._standardise(X), nan=0.0)  # training rows: mean-imputed
         rng = np.random.default_rng(self.random_state)
         order = rng.permutation(len(Z))

@@ -143,7 +143,8 @@ def column_lags(n_columns: int, n_channels: int, names: Sequence[str] = ()) -> n
 
 
 def channel_scaling(values: np.ndarray, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each channel's mean and standard deviation over every step of flattened windows.
+    """Each channel's mean and standard deviation over every step of flattened windows
+    (``n_channels`` equal to the columns: each column of plain rows on its own).
 
     A channel whose spread is below ``CONSTANT_SPREAD`` of its magnitude counts as constant
     and gets scale 1 (its own units), so rounding noise is not blown up into large values.

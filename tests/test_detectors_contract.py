@@ -145,6 +145,23 @@ def test_missing_values_follow_the_detectors_policy(
     np.testing.assert_array_equal(fitted.imputed_rows(rows), expected_imputed)
 
 
+@pytest.mark.parametrize("kind", detectors.available())
+def test_a_feature_constant_in_training_is_not_scaled_by_the_rounding_of_its_mean(
+    kind: str, train: np.ndarray
+) -> None:
+    """301 copies of 0.999 have a standard deviation of 1e-16, not 0 (the mean is rounded):
+    as with an exactly constant feature, a change of 1e-9 must not look like an anomaly."""
+    constant = np.full((len(train) + 1, 1), 0.999)
+    rows = np.hstack([np.vstack([train, train[:1]]), constant])
+    assert 0 < rows[:, -1].std() < 1e-15
+    model = make(kind).fit(rows)
+    nudged = rows[:20].copy()
+    nudged[:, -1] += 1e-9
+    np.testing.assert_allclose(
+        model.score_samples(nudged), model.score_samples(rows[:20]), rtol=1e-4, atol=1e-3
+    )
+
+
 def test_unknown_parameters_are_refused() -> None:
     for kind in KINDS:
         with pytest.raises(ValueError, match="no parameter"):
