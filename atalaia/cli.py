@@ -247,14 +247,16 @@ def evaluate(
 ) -> None:
     """Judge scores against labels: AUC-ROC, AUC-PR, event F1, point F1 and point-adjusted F1.
 
-    Give a labelled file (columns named by the options), or --monitor to evaluate the
-    monitor's stored scores and flags against its labels.
+    Give a labelled file (columns named by the options; each run of flags is an event), or
+    --monitor to evaluate the monitor's stored scores and flags against its labels (flags
+    form events as the monitor's events do).
     """
     from atalaia.evaluation import evaluate_scores
     from atalaia.labelled import model_version, read_labelled_file, stored_labelled_scores
 
     if (path is None) == (monitor is None):
         raise AtalaiaError("give either a labelled file or --monitor")
+    max_gap = lead = 0
     if path is not None:
         frame = read_labelled_file(path, score, label, flag, entity, time)
         title = str(path)
@@ -265,11 +267,12 @@ def evaluate(
             model = model_version(session, config.name, version)
             frame = stored_labelled_scores(session, model, as_utc(since), as_utc(until), label_kind)
         title = f"{config.name}: version {model.version} against its {label_kind!r} labels"
+        max_gap, lead = config.events.max_gap, config.event_lead_steps
         if frame.empty:
             raise NotFoundError(f"{title}: no stored scores from {since} until {until}")
     try:
         result = evaluate_scores(
-            frame["label"], frame["score"], frame.get("flag"), frame.get("entity")
+            frame["label"], frame["score"], frame.get("flag"), frame.get("entity"), max_gap, lead
         )
     except ValueError as exc:
         raise AtalaiaError(f"{title}: {exc}") from exc

@@ -258,6 +258,12 @@ class Monitor(_Strict):
         return duration(self.frequency)
 
     @property
+    def event_lead_steps(self) -> int:
+        """How many steps before its first anomaly an event starts: the steps whose raw
+        scores the first anomalous (smoothed) score averages."""
+        return self.detector.smoothing - 1
+
+    @property
     def season_steps(self) -> list[int]:
         """The detector's seasons in steps of the data's frequency."""
         return [duration(season) // self.step for season in self.detector.seasons]

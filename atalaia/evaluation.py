@@ -85,6 +85,23 @@ def flags_to_events(flags: ArrayLike) -> list[tuple[int, int]]:
     return [(int(start), int(end)) for start, end in zip(starts, ends, strict=True)]
 
 
+def detected_events(flags: ArrayLike, max_gap: int = 0, lead: int = 0) -> list[tuple[int, int]]:
+    """Events as a monitor forms them from flags, in rows (``atalaia.events`` in time).
+
+    Each run of flags becomes an event that starts ``lead`` rows before its first flag (not
+    before row 0): with scores smoothed over ``k`` steps, ``lead = k - 1`` rows, the steps
+    whose raw scores the first flagged score averages. Events merge when at most ``max_gap``
+    unflagged rows lie between them or when their spans then touch.
+    """
+    events: list[tuple[int, int]] = []
+    for begin, finish in flags_to_events(flags):
+        if events and begin - events[-1][1] - 1 <= max(max_gap, lead):
+            events[-1] = (events[-1][0], finish)
+        else:
+            events.append((max(0, begin - lead), finish))
+    return events
+
+
 def labels_to_events(labels: ArrayLike) -> list[tuple[int, int]]:
     """Inclusive index ranges of the labelled segments of a 0/1 label array."""
     return flags_to_events(_binary(labels, "labels"))
@@ -259,11 +276,14 @@ def evaluate_scores(
     scores: ArrayLike,
     flags: ArrayLike | None = None,
     groups: ArrayLike | None = None,
+    max_gap: int = 0,
+    lead: int = 0,
 ) -> EvaluationReport:
     """AUC-ROC and AUC-PR of ``scores``; with ``flags``, also event counts and point F1s.
 
     ``groups`` (e.g. each row's entity) keeps events and point adjustment inside each
     group's rows, which must be in time order within the group; event counts are summed.
+    Flags form events as :func:`detected_events` does with ``max_gap`` and ``lead``.
     """
     report = EvaluationReport(auc_roc=auc_roc(y_true, scores), auc_pr=auc_pr(y_true, scores))
     if flags is None:
@@ -278,7 +298,7 @@ def evaluate_scores(
     for key in np.unique(keys):
         rows = np.flatnonzero(keys == key)
         truth, found = labels[rows], flagged[rows]
-        events += event_counts(flags_to_events(truth), flags_to_events(found))
+        events += event_counts(flags_to_events(truth), detected_events(found, max_gap, lead))
         adjusted[rows] = point_adjust(truth, found)
     plain = _point_scores(labels, flagged)
     return EvaluationReport(

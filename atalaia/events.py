@@ -1,8 +1,11 @@
 """Events: consecutive anomalous scores of one entity merged into one incident.
 
 Two anomalous rows of an entity belong to the same event when at most ``max_gap`` data
-steps of normal rows lie between them. An event is open while it could still grow: its last
-anomaly is within ``max_gap + 1`` steps of the entity's newest score.
+steps of normal rows lie between them. An event starts where the evidence for its first
+anomaly starts: with scores smoothed over ``k`` steps (``detector.smoothing``), ``k - 1``
+steps before that anomaly, since its score averages those steps' raw scores; two events whose
+spans then touch are one. An event is open while it could still grow: its last anomaly is
+within reach of the entity's newest score.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from storage.events import events_overlapping, replace_events
 from storage.scores import read_scores
 
 
-def detect_events(scores: pd.DataFrame, reach: pd.Timedelta) -> list[dict[str, Any]]:
-    """Events in ``scores`` (the store's layout); anomalies at most ``reach`` apart merge."""
+def detect_events(
+    scores: pd.DataFrame, reach: pd.Timedelta, lead: pd.Timedelta
+) -> list[dict[str, Any]]:
+    """Events in ``scores`` (the store's layout); anomalies at most ``reach`` apart merge, and
+    each event starts ``lead`` before its first anomaly."""
     events: list[dict[str, Any]] = []
     for entity, rows in scores.sort_values(["entity", "ts"]).groupby("entity", sort=True):
         newest = rows["ts"].iloc[-1]
@@ -34,7 +40,7 @@ def detect_events(scores: pd.DataFrame, reach: pd.Timedelta) -> list[dict[str, A
             events.append(
                 {
                     "entity": entity,
-                    "start_ts": group["ts"].iloc[0].to_pydatetime(),
+                    "start_ts": (group["ts"].iloc[0] - lead).to_pydatetime(),
                     "end_ts": end.to_pydatetime(),
                     "peak_ts": peak["ts"].to_pydatetime(),
                     "peak_z": float(peak["z"]),
@@ -62,6 +68,7 @@ def refresh_events(
     start: datetime,
     end: datetime,
     reach: pd.Timedelta,
+    lead: pd.Timedelta,
 ) -> list[dict[str, Any]]:
     """Recompute the stored events around newly scored ``[start, end)``; return the new ones.
 
@@ -80,7 +87,7 @@ def refresh_events(
         low, high = new_low, new_high
     scores = read_scores(session, monitor_id, low - reach, high + reach, model_id=model_id)
     events = [
-        e for e in detect_events(scores, reach) if e["end_ts"] >= low and e["start_ts"] < high
+        e for e in detect_events(scores, reach, lead) if e["end_ts"] >= low and e["start_ts"] < high
     ]
     replace_events(session, monitor_id, model_id, low, high, events)
     return events

@@ -388,8 +388,9 @@ def _refresh_batch_events(
     start: datetime,
     end: datetime,
 ) -> list[dict[str, Any]]:
-    reach = monitor.step * (monitor.events.max_gap + 1)
-    return refresh_events(session, monitor_id, model.id, start, end, reach)
+    lead = monitor.event_lead_steps
+    reach = monitor.step * (max(monitor.events.max_gap, lead) + 1)
+    return refresh_events(session, monitor_id, model.id, start, end, reach, monitor.step * lead)
 
 
 def _max_z(scores: pd.DataFrame) -> float:

@@ -40,9 +40,9 @@ from atalaia.evaluation import (
     EventCounts,
     auc_pr,
     auc_roc,
+    detected_events,
     event_counts,
     events_to_flags,
-    flags_to_events,
     markdown_table,
     point_metrics,
 )
@@ -262,32 +262,21 @@ def subsample(indices: np.ndarray, max_rows: int | None, rng: np.random.Generato
 # -- time-series metrics -------------------------------------------------------------------
 
 
-def flag_events(flags: np.ndarray, max_gap: int = 0) -> list[tuple[int, int]]:
-    """Inclusive row ranges of events: runs of flagged rows, merged when at most ``max_gap``
-    unflagged rows lie between them (the product's event logic, in rows)."""
-    events: list[tuple[int, int]] = []
-    for begin, finish in flags_to_events(np.asarray(flags, dtype=bool)):
-        if events and begin - events[-1][1] - 1 <= max_gap:
-            events[-1] = (events[-1][0], finish)
-        else:
-            events.append((begin, finish))
-    return events
-
-
 def series_metrics(
     scores: np.ndarray,
     flags: np.ndarray,
     true_events: Sequence[tuple[int, int]],
     max_gap: int = 0,
+    lead: int = 0,
 ) -> dict[str, Any]:
     """One series' event counts, AUCs (where both classes occur) and point F1s.
 
-    ``true_events`` are inclusive row ranges; detected events are the flagged rows merged
-    with ``max_gap`` (see :func:`flag_events`). Rows without a score (NaN, never flagged)
-    are left out of the AUCs.
+    ``true_events`` are inclusive row ranges; detected events are formed from the flags as
+    a monitor forms them (``atalaia.evaluation.detected_events`` with ``max_gap`` and
+    ``lead``). Rows without a score (NaN, never flagged) are left out of the AUCs.
     """
     labels = events_to_flags(true_events, len(scores))
-    counts = event_counts(true_events, flag_events(flags, max_gap))
+    counts = event_counts(true_events, detected_events(flags, max_gap, lead))
     points = point_metrics(labels, flags)
     scored = ~np.isnan(scores)
     both_classes = 0 < labels[scored].sum() < scored.sum()

@@ -127,7 +127,13 @@ def run_file(
         rows.append(
             row
             | {"fits": run.fits}
-            | series_metrics(run.scores[after], run.flags[after], windows_after, run.policy.max_gap)
+            | series_metrics(
+                run.scores[after],
+                run.flags[after],
+                windows_after,
+                run.policy.max_gap,
+                run.policy.event_lead,
+            )
             | {"fit_seconds": run.fit_seconds, "score_seconds": run.score_seconds}
         )
     return rows, nab_scores

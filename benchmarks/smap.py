@@ -185,7 +185,11 @@ def run_channel(
             row
             | {"fits": run.fits}
             | series_metrics(
-                run.scores[tested], run.flags[tested], channel.anomalies, run.policy.max_gap
+                run.scores[tested],
+                run.flags[tested],
+                channel.anomalies,
+                run.policy.max_gap,
+                run.policy.event_lead,
             )
             | {"fit_seconds": run.fit_seconds, "score_seconds": run.score_seconds}
         )

@@ -21,8 +21,10 @@ that windows never cross (SMAP's training and test arrays are not contiguous). I
   score, p-values follow an exponential tail (``detectors.calibration``) whose scale is at
   least ``min_tail_scale`` nats, so score differences smaller than that are not taken as
   evidence and ``alpha`` may be below ``1 / (n_calibration + 1)``;
-* flagged rows at most ``max_gap`` unflagged rows apart form one event (``max_gap`` of the
-  product's event logic, in rows).
+* events are formed as a monitor forms them (``atalaia.evaluation.detected_events``): each
+  starts ``smoothing - 1`` rows before its first flagged row, the rows whose raw scores that
+  row's smoothed score averages, and events whose spans touch, or that are at most
+  ``max_gap`` rows apart, are one.
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class StreamPolicy:
     max_gap: int = 0
     seasons: tuple[str, ...] = ()  # durations such as "1D"; the series' step converts them
 
+    @property
+    def event_lead(self) -> int:
+        """Rows an event starts before its first flag: those its first smoothed score averages."""
+        return self.smoothing - 1
+
     def calibration_rows(self, n_baseline: int) -> int:
         """How many of the newest baseline rows calibrate."""
         return max(math.ceil(self.fraction * n_baseline), MIN_CALIBRATION_ROWS)
@@ -85,8 +92,9 @@ class StreamPolicy:
             f"{self.batch} rows, each judged against every unflagged score before it; "
             f"{retrain}; a row is flagged when its p-value < alpha = {self.alpha:g} "
             f"(exponential tail beyond the largest calibration score, scale at least "
-            f"{self.min_tail_scale:g} nats); flagged rows at most {self.max_gap} rows apart "
-            "form one event"
+            f"{self.min_tail_scale:g} nats); an event starts {self.event_lead} rows before its "
+            f"first flagged row (the rows its smoothed score averages), and events at most "
+            f"{self.max_gap} rows apart or touching are one"
         )
 
 

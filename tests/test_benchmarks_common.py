@@ -18,7 +18,6 @@ from benchmarks.common import (
     build_detector,
     companion_file,
     fit_and_score,
-    flag_events,
     load_orion_f1,
     normal_split,
     parse_spec,
@@ -165,19 +164,14 @@ def test_series_metrics_count_events_and_points() -> None:
     assert no_events["auc_roc"] is None and no_events["fp"] == 2
     merged = series_metrics(scores, flags, [(2, 3)], max_gap=2)
     assert (merged["tp"], merged["fp"]) == (1, 0), "the flags 2 rows apart are one event"
+    led = series_metrics(scores, np.array([0, 0, 0, 0, 0, 1, 0, 0], dtype=bool), [(2, 3)], lead=2)
+    assert (led["tp"], led["fp"]) == (1, 0), "a flag's event starts 2 rows earlier, at row 3"
 
 
 def test_rows_without_a_score_are_left_out_of_the_aucs() -> None:
     scores = np.array([np.nan, np.nan, 0.1, 0.9, 0.2])
     row = series_metrics(scores, np.zeros(5, dtype=bool), [(0, 0), (3, 3)])
     assert row["auc_roc"] == 1.0 and row["fn"] == 2
-
-
-def test_flagged_rows_close_together_form_one_event() -> None:
-    flags = np.array([1, 1, 0, 1, 0, 0, 1], dtype=bool)
-    assert flag_events(flags) == [(0, 1), (3, 3), (6, 6)]
-    assert flag_events(flags, max_gap=1) == [(0, 3), (6, 6)]
-    assert flag_events(flags, max_gap=2) == [(0, 6)]
 
 
 def test_summaries_sum_counts_before_taking_f1() -> None:

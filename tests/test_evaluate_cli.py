@@ -14,7 +14,13 @@ from typer.testing import CliRunner
 from atalaia import demo_data, jobs, store
 from atalaia.cli import app
 from atalaia.config import Monitor
-from atalaia.evaluation import auc_pr, auc_roc, event_counts, flags_to_events
+from atalaia.evaluation import (
+    auc_pr,
+    auc_roc,
+    detected_events,
+    event_counts,
+    flags_to_events,
+)
 from atalaia.settings import Settings
 from storage.engine import transaction
 from storage.labels import add_label
@@ -148,8 +154,9 @@ def test_a_monitors_stored_scores_against_its_labels(servers: Monitor, settings:
         ).to_numpy()
     expected_events = sum(
         (
-            event_counts(
-                flags_to_events(truth[rows.index]), flags_to_events(rows["is_anomaly"].to_numpy())
+            event_counts(  # events as the monitor forms them: max_gap 1, no smoothing
+                flags_to_events(truth[rows.index]),
+                detected_events(rows["is_anomaly"].to_numpy(), max_gap=1),
             )
             for _, rows in stored.groupby("entity")
         ),

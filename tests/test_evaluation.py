@@ -9,6 +9,7 @@ from atalaia.evaluation import (
     EventCounts,
     auc_pr,
     auc_roc,
+    detected_events,
     evaluate_scores,
     event_counts,
     events_overlap,
@@ -69,6 +70,17 @@ def test_auc_rejects_mismatched_lengths_and_non_binary_labels():
 
 
 # --- events -------------------------------------------------------------------------------
+
+
+def test_detected_events_merge_close_flags_and_start_where_their_smoothing_starts():
+    flags = [1, 1, 0, 1, 0, 0, 1]
+    assert detected_events(flags) == [(0, 1), (3, 3), (6, 6)]
+    assert detected_events(flags, max_gap=1) == [(0, 3), (6, 6)]
+    assert detected_events(flags, max_gap=2) == [(0, 6)]
+    late = [0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1]
+    assert detected_events(late, lead=2) == [(3, 6), (8, 10)]
+    assert detected_events(late, lead=3) == [(2, 10)], "spans that touch are one event"
+    assert detected_events([0, 1], lead=5) == [(0, 1)], "never before the first row"
 
 
 def test_flags_to_events_finds_inclusive_runs():
@@ -232,6 +244,8 @@ def test_evaluate_scores_with_flags_adds_events_and_points():
     assert row["event_f1"] == pytest.approx(2 / 3)
     assert row["point_f1"] == pytest.approx(1 / 3)
     assert row["point_f1_pa"] == pytest.approx(8 / 9)
+    led = evaluate_scores(LABELS, scores, FLAGS, lead=5)
+    assert led.events == EventCounts(tp=1, fp=0, fn=0), "the flag at 9 reaches back to 4"
 
 
 def test_markdown_table():

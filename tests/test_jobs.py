@@ -153,6 +153,35 @@ def test_an_incident_across_midnight_is_one_event(
     assert not incident[0].is_open
 
 
+@pytest.mark.parametrize("order", ["forward", "backfill in reverse"])
+def test_with_smoothing_an_event_starts_where_its_first_anomalys_scores_start(
+    hourly: Monitor, settings: Settings, order: str
+) -> None:
+    """A score smoothed over 3 steps averages the raw scores of its step and the 2 before:
+    the event reaches back 2 hours before its first anomaly."""
+    smoothed = load_monitor(
+        write_monitor(settings.monitors_dir, "smoothed", HOURLY + "detector: {smoothing: 3}\n")
+    )
+    jobs.ingest(smoothed, jan(1), jan(21), settings=settings)
+    jobs.train(smoothed, settings=settings)
+    days = [(jan(25), jan(26)), (jan(26), jan(27))]
+    for start, end in days if order == "forward" else days[::-1]:
+        jobs.ingest(smoothed, start, end, settings=settings)
+        jobs.score(smoothed, start, end, settings=settings)
+    with transaction(store.engine(settings.store_url)) as session:
+        scores = read_scores(session, 1, jan(25), jan(27))
+        events = [e for e in events_overlapping(session, 1, jan(24), jan(27)) if e.entity == "x"]
+    flagged = scores[(scores["entity"] == "x") & scores["is_anomaly"]]["ts"]
+    broken = datetime(2026, 1, 25, 22, tzinfo=UTC)  # the break runs from 22:00 to 02:00
+    incident = [e for e in events if e.start_ts <= broken <= e.end_ts]
+    assert len(incident) == 1
+    first = flagged[flagged >= incident[0].start_ts].min()
+    assert first == broken, "the first smoothed score over the break is already anomalous"
+    assert incident[0].start_ts == broken - timedelta(hours=2)
+    assert incident[0].end_ts == datetime(2026, 1, 26, 4, tzinfo=UTC), "smoothing's tail"
+    assert incident[0].anomalies == 7
+
+
 def test_labelled_incidents_are_left_out_of_the_baseline(
     hourly: Monitor, settings: Settings
 ) -> None:
