@@ -132,16 +132,21 @@ def jan(d: int) -> datetime:
     return datetime(2026, 1, d, tzinfo=UTC)
 
 
+def train_and_score_across_the_break(monitor: Monitor, settings: Settings, order: str) -> None:
+    """Train on the first 20 days, then score the two days around site x's break."""
+    jobs.ingest(monitor, jan(1), jan(21), settings=settings)
+    jobs.train(monitor, settings=settings)
+    days = [(jan(25), jan(26)), (jan(26), jan(27))]
+    for start, end in days if order == "forward" else days[::-1]:
+        jobs.ingest(monitor, start, end, settings=settings)
+        jobs.score(monitor, start, end, settings=settings)
+
+
 @pytest.mark.parametrize("order", ["forward", "backfill in reverse"])
 def test_an_incident_across_midnight_is_one_event(
     hourly: Monitor, settings: Settings, order: str
 ) -> None:
-    jobs.ingest(hourly, jan(1), jan(21), settings=settings)
-    jobs.train(hourly, settings=settings)
-    days = [(jan(25), jan(26)), (jan(26), jan(27))]
-    for start, end in days if order == "forward" else days[::-1]:
-        jobs.ingest(hourly, start, end, settings=settings)
-        jobs.score(hourly, start, end, settings=settings)
+    train_and_score_across_the_break(hourly, settings, order)
     with transaction(store.engine(settings.store_url)) as session:
         events = [e for e in events_overlapping(session, 1, jan(25), jan(27)) if e.entity == "x"]
     incident = [e for e in events if e.anomalies > 1]
@@ -162,12 +167,7 @@ def test_with_smoothing_an_event_starts_where_its_first_anomalys_scores_start(
     smoothed = load_monitor(
         write_monitor(settings.monitors_dir, "smoothed", HOURLY + "detector: {smoothing: 3}\n")
     )
-    jobs.ingest(smoothed, jan(1), jan(21), settings=settings)
-    jobs.train(smoothed, settings=settings)
-    days = [(jan(25), jan(26)), (jan(26), jan(27))]
-    for start, end in days if order == "forward" else days[::-1]:
-        jobs.ingest(smoothed, start, end, settings=settings)
-        jobs.score(smoothed, start, end, settings=settings)
+    train_and_score_across_the_break(smoothed, settings, order)
     with transaction(store.engine(settings.store_url)) as session:
         scores = read_scores(session, 1, jan(25), jan(27))
         events = [e for e in events_overlapping(session, 1, jan(24), jan(27)) if e.entity == "x"]
