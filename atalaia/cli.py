@@ -244,19 +244,35 @@ def evaluate(
     label_kind: Annotated[
         str, typer.Option(help="with --monitor: labels of this kind mark anomalies")
     ] = "incident",
+    max_gap: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="flags at most this many rows apart are one event "
+            "(default: 0; with --monitor, its events.max_gap)",
+        ),
+    ] = None,
+    lead: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="an event starts this many rows before its first flag "
+            "(default: 0; with --monitor, its detector.smoothing - 1)",
+        ),
+    ] = None,
 ) -> None:
     """Judge scores against labels: AUC-ROC, AUC-PR, event F1, point F1 and point-adjusted F1.
 
-    Give a labelled file (columns named by the options; each run of flags is an event), or
-    --monitor to evaluate the monitor's stored scores and flags against its labels (flags
-    form events as the monitor's events do).
+    Give a labelled file (columns named by the options; each run of flags is an event unless
+    --max-gap or --lead say otherwise), or --monitor to evaluate the monitor's stored scores
+    and flags against its labels (flags form events as the monitor's events do).
     """
     from atalaia.evaluation import evaluate_scores
     from atalaia.labelled import model_version, read_labelled_file, stored_labelled_scores
 
     if (path is None) == (monitor is None):
         raise AtalaiaError("give either a labelled file or --monitor")
-    max_gap = lead = 0
+    monitor_gap = monitor_lead = 0
     if path is not None:
         frame = read_labelled_file(path, score, label, flag, entity, time)
         title = str(path)
@@ -267,12 +283,17 @@ def evaluate(
             model = model_version(session, config.name, version)
             frame = stored_labelled_scores(session, model, as_utc(since), as_utc(until), label_kind)
         title = f"{config.name}: version {model.version} against its {label_kind!r} labels"
-        max_gap, lead = config.events.max_gap, config.event_lead_steps
+        monitor_gap, monitor_lead = config.events.max_gap, config.event_lead_steps
         if frame.empty:
             raise NotFoundError(f"{title}: no stored scores from {since} until {until}")
     try:
         result = evaluate_scores(
-            frame["label"], frame["score"], frame.get("flag"), frame.get("entity"), max_gap, lead
+            frame["label"],
+            frame["score"],
+            frame.get("flag"),
+            frame.get("entity"),
+            monitor_gap if max_gap is None else max_gap,
+            monitor_lead if lead is None else lead,
         )
     except ValueError as exc:
         raise AtalaiaError(f"{title}: {exc}") from exc

@@ -90,6 +90,28 @@ def test_events_never_cross_entities(tmp_path: Path) -> None:
     assert metrics(output)["events TP / FP / FN"] == "2 / 0 / 0"
 
 
+@pytest.mark.parametrize(
+    ("options", "counts"),
+    [
+        ([], "0 / 2 / 1"),  # events (4, 4) and (8, 8); the label on row 2 is missed
+        (["--lead", "2"], "1 / 1 / 0"),  # (2, 4) finds it; (6, 8) is 1 row apart, not merged
+        (["--max-gap", "3"], "0 / 1 / 1"),  # (4, 8)
+        (["--max-gap", "3", "--lead", "2"], "1 / 0 / 0"),  # (2, 8)
+    ],
+)
+def test_a_files_flags_form_events_with_a_gap_and_a_lead(
+    tmp_path: Path, options: list[str], counts: str
+) -> None:
+    rows = np.arange(10)
+    path = tmp_path / "history.csv"
+    pd.DataFrame(
+        {"score": rows % 4 == 0, "label": rows == 2, "flag": (rows == 4) | (rows == 8)}
+    ).astype(int).to_csv(path, index=False)
+    code, output = evaluate(str(path), "--flag", "flag", *options)
+    assert code == 0, output
+    assert metrics(output)["events TP / FP / FN"] == counts
+
+
 def test_parquet_rows_are_put_in_time_order(tmp_path: Path) -> None:
     path = tmp_path / "history.parquet"
     LABELLED.sample(frac=1.0, random_state=3).to_parquet(path)
@@ -152,16 +174,19 @@ def test_a_monitors_stored_scores_against_its_labels(servers: Monitor, settings:
             & (stored["ts"] >= incident.start)
             & (stored["ts"] <= incident.end)
         ).to_numpy()
-    expected_events = sum(
-        (
-            event_counts(  # events as the monitor forms them: max_gap 1, no smoothing
-                flags_to_events(truth[rows.index]),
-                detected_events(rows["is_anomaly"].to_numpy(), max_gap=1),
-            )
-            for _, rows in stored.groupby("entity")
-        ),
-        start=event_counts([], []),
-    )
+
+    def expected_events(max_gap: int, lead: int = 0) -> str:
+        counts = sum(
+            (
+                event_counts(
+                    flags_to_events(truth[rows.index]),
+                    detected_events(rows["is_anomaly"].to_numpy(), max_gap, lead),
+                )
+                for _, rows in stored.groupby("entity")
+            ),
+            start=event_counts([], []),
+        )
+        return f"{counts.tp} / {counts.fp} / {counts.fn}"
 
     code, output = evaluate(
         "--monitor", "servers", "--since", "2026-01-13", "--until", "2026-01-16"
@@ -174,9 +199,12 @@ def test_a_monitors_stored_scores_against_its_labels(servers: Monitor, settings:
     assert table["AUC-ROC"] == f"{auc_roc(truth, stored['raw_score']):.3f}"
     assert table["AUC-PR"] == f"{auc_pr(truth, stored['raw_score']):.3f}"
     assert table["flagged rows"] == str(int(stored["is_anomaly"].sum()))
-    assert table["events TP / FP / FN"] == (
-        f"{expected_events.tp} / {expected_events.fp} / {expected_events.fn}"
-    )
+    # events as the monitor forms them: max_gap 1, no smoothing
+    assert table["events TP / FP / FN"] == expected_events(max_gap=1)
+    # the options override the monitor's: a lead of a day merges most events of a host
+    code, output = evaluate("--monitor", "servers", "--since", "2026-01-13", "--lead", "288")
+    assert code == 0, output
+    assert metrics(output)["events TP / FP / FN"] == expected_events(max_gap=1, lead=288)
 
     code, output = evaluate("--monitor", "servers", "--version", "2")
     assert code == 1 and "no model version 2" in output
