@@ -259,9 +259,8 @@ class Monitor(_Strict):
 
     @property
     def event_lead_steps(self) -> int:
-        """How many steps before its first anomaly an event starts: the steps whose raw
-        scores the first anomalous (smoothed) score averages."""
-        return self.detector.smoothing - 1
+        """How many steps before its first anomaly an event starts (:func:`event_lead`)."""
+        return event_lead(self.detector.smoothing)
 
     @property
     def season_steps(self) -> list[int]:
@@ -274,6 +273,12 @@ def _checked_duration(value: str) -> str:
     if match is None or int(match.group(1) or 1) == 0:
         raise ValueError(f"{value!r} is not a number followed by s, min, h or D")
     return value
+
+
+def event_lead(smoothing: int) -> int:
+    """How many steps before its first anomaly an event starts, with scores smoothed over
+    ``smoothing`` steps: the steps whose raw scores the first anomalous score averages."""
+    return smoothing - 1
 
 
 def duration(text: str) -> timedelta:

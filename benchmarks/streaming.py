@@ -37,7 +37,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from atalaia.config import duration
+from atalaia.config import duration, event_lead
 from benchmarks.common import DetectorFailure, DetectorSpec, fit_and_score
 from detectors import ConformalCalibrator
 from detectors.smoothing import moving_mean
@@ -63,8 +63,8 @@ class StreamPolicy:
 
     @property
     def event_lead(self) -> int:
-        """Rows an event starts before its first flag: those its first smoothed score averages."""
-        return self.smoothing - 1
+        """Rows an event starts before its first flag, as a monitor's events do."""
+        return event_lead(self.smoothing)
 
     def calibration_rows(self, n_baseline: int) -> int:
         """How many of the newest baseline rows calibrate."""
