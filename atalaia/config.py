@@ -122,11 +122,33 @@ class Validation(_Strict):
 
 
 class Calibration(_Strict):
-    """Conformal calibration: the false-alarm rate bound and the held-out share of the baseline."""
+    """Conformal calibration: the false-alarm rate bound, the held-out share of the baseline,
+    the p-value tail beyond the largest calibration score, and which scores calibrate."""
 
-    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="a step is anomalous when its p-value is below alpha; below 1 / (calibration "
+        "rows + 1) only with a tail_floor, the flags then coming from the tail",
+    )
     fraction: float = Field(
         default=0.25, gt=0, lt=1, description="last share of the baseline, in time, held out"
+    )
+    tail_floor: float = Field(
+        default=0.0,
+        ge=0,
+        description="smallest scale of the exponential p-value tail beyond the largest "
+        "calibration score, in score units (nats for likelihood detectors); 0: no floor",
+    )
+    pool: Literal["held_out", "unflagged"] = Field(
+        default="held_out",
+        description="scores a batch is judged against: held_out, the baseline's held-out steps; "
+        "unflagged, also the newest pool_limit unflagged scores the same model version gave "
+        "before the batch",
+    )
+    pool_limit: int = Field(
+        default=100_000, ge=1, description="most unflagged scores added to the pool (newest first)"
     )
 
 

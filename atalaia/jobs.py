@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from atalaia import drift, metrics
-from atalaia.artifacts import load_model, model_folder, save_model
+from atalaia.artifacts import bound_settings_of, load_model, model_folder, save_model
 from atalaia.config import Monitor, as_utc
 from atalaia.drift import DriftCheck
 from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError
@@ -31,7 +31,7 @@ from atalaia.events import refresh_events
 from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch
 from atalaia.promotion import Contender, compare, retraining_ranges
-from atalaia.representation import lookback
+from atalaia.representation import bound_settings, changed_setting, check_bound, lookback
 from atalaia.scoring import score_frame
 from atalaia.settings import Settings
 from atalaia.store import require_current
@@ -46,7 +46,7 @@ from storage.monitors import monitor_id as stored_monitor_id
 from storage.registry import add_model, champion, find_model, next_version, promote
 from storage.registry import rollback as registry_rollback
 from storage.runs import finish_run, start_run
-from storage.scores import read_scores, upsert_scores
+from storage.scores import read_scores, unflagged_scores, upsert_scores
 
 
 @dataclass
@@ -234,7 +234,13 @@ def score(
             batch = _landed_batch(session, monitor, run.monitor_id, start, end)
             pinned = None if partition is None else partition.model_version
             model = _scoring_model(session, monitor, run.monitor_id, pinned)
-            detector, calibrator = load_model(model.artifact_path, model.artifact_sha256)
+            detector, calibrator = _load(model, monitor)
+            if monitor.calibration.pool == "unflagged":
+                calibrator = calibrator.pooled(
+                    unflagged_scores(
+                        session, run.monitor_id, model.id, start, monitor.calibration.pool_limit
+                    )
+                )
             frame = read_batch(batch.landing_path, batch.content_sha256)
             context = _context_rows(session, monitor, run.monitor_id, start)
             if partition is not None:
@@ -434,15 +440,15 @@ def retrain(monitor: Monitor, *, settings: Settings | None = None) -> RetrainRes
                 comparison = None
                 if current is None:
                     promote(session, model, "first model of the monitor")
-                elif list(current.features) != list(monitor.features):
-                    promote(session, model, f"version {current.version} used other features")
+                elif (change := _changed_setting(monitor, current)) is not None:
+                    promote(session, model, f"version {current.version}: {change}")
                 else:
                     comparison = compare(
                         session,
                         monitor,
                         run.monitor_id,
                         ranges,
-                        Contender(current.version, *_load(current)),
+                        Contender(current.version, *_load(current, monitor)),
                         Contender(model.version, fitted.detector, fitted.calibrator),
                     )
                     model.evaluation = comparison.as_dict()
@@ -488,7 +494,7 @@ def check_drift(
     with _recorded(settings, monitor, "drift", start, until) as run:
         with transaction(run.store) as session:
             model = _scoring_model(session, monitor, run.monitor_id)
-            _, calibrator = _load(model)
+            _, calibrator = _load(model, monitor)
             scores = read_scores(session, run.monitor_id, start, until, model_id=model.id)
             check = drift.check_drift(
                 scores["raw_score"].to_numpy(),
@@ -525,7 +531,7 @@ def promote_version(
             model = _scoring_model(session, monitor, run.monitor_id, version)
             if model.status == "champion":
                 raise AtalaiaError(f"monitor {monitor.name}: version {version} is the champion")
-            _load(model)  # its files must be intact before it scores anything
+            _load(model, monitor)  # its files must be intact before it scores anything
             promote(session, model, reason)
             finish_run(session, run.run_id, "success", model_id=model.id, message=reason)
         run.figures = {"atalaia_champion_version": model.version}
@@ -542,14 +548,28 @@ def rollback(monitor: Monitor, reason: str, *, settings: Settings | None = None)
                 restored = registry_rollback(session, run.monitor_id, reason)
             except LookupError as exc:
                 raise NotFoundError(f"monitor {monitor.name}: {exc}") from exc
-            _load(restored)
+            _load(restored, monitor)
             finish_run(session, run.run_id, "success", model_id=restored.id, message=reason)
         run.figures = {"atalaia_champion_version": restored.version}
     return RegistryChange(monitor.name, restored.version, replaced.version, reason)
 
 
-def _load(model: ModelRow) -> tuple[Detector, ConformalCalibrator]:
-    return load_model(model.artifact_path, model.artifact_sha256)
+def _changed_setting(monitor: Monitor, model: ModelRow) -> str | None:
+    """How ``monitor`` differs from the settings ``model`` was trained with, if it does."""
+    if list(model.features) != list(monitor.features):
+        return f"features are {monitor.features}, but the version was trained on {model.features}"
+    recorded = bound_settings_of(model.artifact_path)
+    return None if recorded is None else changed_setting(monitor, recorded)
+
+
+def _load(model: ModelRow, monitor: Monitor) -> tuple[Detector, ConformalCalibrator]:
+    """A version's detector and calibrator, refused when ``monitor`` now differs from the
+    settings the version was trained with (``atalaia.representation.check_bound``)."""
+    loaded = load_model(model.artifact_path, model.artifact_sha256)
+    recorded = bound_settings_of(model.artifact_path)
+    if recorded is not None:
+        check_bound(monitor, recorded, model.version)
+    return loaded
 
 
 @contextmanager
@@ -567,7 +587,7 @@ def _new_version(
     """
     number = next_version(session, monitor_id)
     folder = model_folder(settings.models_dir, monitor.name, number)
-    sha256 = save_model(folder, fitted.detector, fitted.calibrator)
+    sha256 = save_model(folder, fitted.detector, fitted.calibrator, bound_settings(monitor))
     try:
         yield add_model(
             session,

@@ -9,17 +9,23 @@ mean of its entity's last ``k`` raw scores (``detectors.smoothing``). Both look 
 time, so scoring a batch takes the rows of the ``lookback`` before it along as context;
 training and calibration go through the same functions, so calibration sees the scores
 scoring makes.
+
+A model version is bound to the settings that made its inputs and its calibration
+(:func:`bound_settings`), recorded with its files; scoring with other values would compare
+scores against a calibration they do not match, so it is refused (:func:`check_bound`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from atalaia.config import Monitor
+from atalaia.errors import ConfigError
 from atalaia.validation import entity_keys
 from detectors import Detector
 from detectors.smoothing import moving_mean
@@ -93,3 +99,40 @@ def since(inputs: DetectorInput, start: datetime | None) -> np.ndarray:
     if start is None:
         return np.ones(len(inputs.ts), dtype=bool)
     return (inputs.ts >= start).to_numpy()
+
+
+def bound_settings(monitor: Monitor) -> dict[str, Any]:
+    """The monitor settings a model version is bound to, by dotted name: everything that
+    turns rows into detector inputs and scores into flags."""
+    calibration = monitor.calibration
+    return {
+        "features": list(monitor.features),
+        "frequency": monitor.frequency,
+        "detector.window": monitor.detector.window,
+        "detector.seasons": list(monitor.detector.seasons),
+        "detector.smoothing": monitor.detector.smoothing,
+        "calibration.alpha": calibration.alpha,
+        "calibration.fraction": calibration.fraction,
+        "calibration.tail_floor": calibration.tail_floor,
+        "calibration.pool": calibration.pool,
+        "calibration.pool_limit": calibration.pool_limit,
+    }
+
+
+def changed_setting(monitor: Monitor, recorded: dict[str, Any]) -> str | None:
+    """The first bound setting ``monitor`` gives another value than ``recorded``, described
+    as ``name is X, but ... trained with Y``; None when they agree."""
+    current = bound_settings(monitor)
+    for name, value in recorded.items():
+        if current.get(name) != value:
+            return f"{name} is {current.get(name)!r}, but the version was trained with {value!r}"
+    return None
+
+
+def check_bound(monitor: Monitor, recorded: dict[str, Any], version: int) -> None:
+    """Refuse a monitor whose settings differ from those model ``version`` was trained with."""
+    change = changed_setting(monitor, recorded)
+    if change is not None:
+        raise ConfigError(
+            f"monitor {monitor.name}: version {version}: {change}; retrain to apply the change"
+        )

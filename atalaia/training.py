@@ -161,7 +161,9 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
     detector.fit(inputs.X[~held_out])
     held_out_scores = raw_scores(detector, inputs, monitor)[held_out]
     try:
-        calibrator = ConformalCalibrator(alpha=monitor.calibration.alpha).fit(held_out_scores)
+        calibrator = ConformalCalibrator(
+            monitor.calibration.alpha, monitor.calibration.tail_floor
+        ).fit(held_out_scores)
     except ValueError as exc:
         raise EmptyBatchError(f"monitor {monitor.name}: calibration: {exc}") from exc
     return FittedModel(

@@ -7,7 +7,12 @@ the false-alarm rate on normal data (exchangeable with the calibration rows) at 
 Above the largest calibration score the conformal p-value would stay at ``1 / (n_cal + 1)``
 and z would saturate, hiding how far out a row is. There the p-value continues along an
 exponential tail fitted to the largest calibration scores, so z keeps ranking severity.
-Flags are unaffected: every such row already has ``p <= 1 / (n_cal + 1) < alpha``.
+
+``tail_floor`` puts a floor under the tail's scale (in score units): without one, calibration
+scores that barely differ (a channel constant in training) give a tail of scale ~0, and any
+score a hair above them an extreme p-value. With a floor, ``alpha`` may be below
+``1 / (n_cal + 1)``: such flags come from the tail alone, an extrapolation rather than the
+conformal bound. Without a floor that is refused, since the bound could not hold.
 """
 
 from __future__ import annotations
@@ -30,22 +35,30 @@ TAIL_MIN = 10
 class ConformalCalibrator:
     """Turns anomaly scores (higher = more anomalous) into conformal p-values and flags."""
 
-    def __init__(self, alpha: float = 0.01) -> None:
+    def __init__(self, alpha: float = 0.01, tail_floor: float = 0.0) -> None:
         self.alpha = alpha
+        self.tail_floor = tail_floor
 
     def fit(self, calibration_scores: np.ndarray) -> ConformalCalibrator:
         """Remember the anomaly scores of held-out normal rows."""
         scores = np.asarray(calibration_scores, dtype=np.float64).ravel()
         if not np.isfinite(scores).all():
             raise ValueError("calibration scores contain NaN or infinite values")
-        if 1 / (len(scores) + 1) >= self.alpha:
+        if len(scores) == 0:
+            raise ValueError("no calibration rows")
+        if 1 / (len(scores) + 1) >= self.alpha and self.tail_floor <= 0:
             raise ValueError(
                 f"{len(scores)} calibration rows cannot give a p-value below alpha={self.alpha}; "
-                f"need more than {int(np.ceil(1 / self.alpha)) - 1}"
+                f"need more than {int(np.ceil(1 / self.alpha)) - 1}, or a tail_floor above 0 "
+                "to flag from the tail"
             )
         self.scores_ = np.sort(scores)
-        self.tail_scale_ = _tail_scale(self.scores_)
+        self.tail_scale_ = max(_tail_scale(self.scores_), self.tail_floor)
         return self
+
+    def pooled(self, more_scores: np.ndarray) -> ConformalCalibrator:
+        """A calibrator with the same settings fitted on these scores plus ``more_scores``."""
+        return type(self)(self.alpha, self.tail_floor).fit(np.r_[self.scores_, more_scores])
 
     @property
     def threshold_(self) -> float:
@@ -53,7 +66,12 @@ class ConformalCalibrator:
         # p only changes just above a calibration score; take the first such point flagged.
         candidates = np.nextafter(self.scores_, np.inf)
         flagged = np.nonzero(self.p_values(candidates) < self.alpha)[0]
-        return float(candidates[flagged[0]])
+        if len(flagged):
+            return float(candidates[flagged[0]])
+        # alpha below 1 / (n + 1): where the exponential tail reaches alpha
+        n = len(self.scores_)
+        excess = -self.tail_scale_ * (np.log(self.alpha) + np.log(n + 1.0))
+        return float(np.nextafter(self.scores_[-1] + excess, np.inf))
 
     def log_p_values(self, scores: np.ndarray) -> np.ndarray:
         """Natural log of each score's p-value (exact even where the p-value underflows)."""
@@ -83,7 +101,10 @@ class ConformalCalibrator:
         """Write alpha and the calibration scores into folder ``path``."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / CALIBRATION_FILE, {"alpha": self.alpha, "rows": len(self.scores_)})
+        write_json(
+            folder / CALIBRATION_FILE,
+            {"alpha": self.alpha, "tail_floor": self.tail_floor, "rows": len(self.scores_)},
+        )
         write_arrays(folder / CALIBRATION_SCORES_FILE, {"scores": self.scores_})
 
     @classmethod
@@ -94,9 +115,9 @@ class ConformalCalibrator:
         scores = read_arrays(folder / CALIBRATION_SCORES_FILE).get("scores")
         if scores is None or "alpha" not in document or len(scores) != document.get("rows"):
             raise ArtifactError(f"{folder}: calibration files do not match each other")
-        calibrator = cls(alpha=float(document["alpha"]))
+        calibrator = cls(float(document["alpha"]), float(document.get("tail_floor", 0.0)))
         calibrator.scores_ = scores
-        calibrator.tail_scale_ = _tail_scale(scores)
+        calibrator.tail_scale_ = max(_tail_scale(scores), calibrator.tail_floor)
         return calibrator
 
 

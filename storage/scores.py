@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import column, select, table, text
 from sqlalchemy.dialects import postgresql
@@ -104,3 +105,22 @@ def read_scores(
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame
+
+
+def unflagged_scores(
+    session: Session, monitor_id: int, model_id: int, before: datetime, limit: int
+) -> np.ndarray:
+    """The raw scores of the newest ``limit`` unflagged rows model ``model_id`` scored before
+    ``before`` (any entity), oldest first."""
+    query = (
+        select(SCORES.c.raw_score)
+        .where(
+            SCORES.c.monitor_id == monitor_id,
+            SCORES.c.model_id == model_id,
+            SCORES.c.ts < before,
+            SCORES.c.is_anomaly.is_(False),
+        )
+        .order_by(SCORES.c.ts.desc(), SCORES.c.entity.desc())
+        .limit(limit)
+    )
+    return np.array(session.scalars(query).all()[::-1], dtype=np.float64)

@@ -87,3 +87,41 @@ def test_save_and_load_give_the_same_p_values(tmp_path: Path) -> None:
     (tmp_path / "calibration.json").write_text('{"alpha": 0.05, "rows": 3}')
     with pytest.raises(ArtifactError, match="do not match"):
         ConformalCalibrator.load(tmp_path)
+
+
+def test_a_tail_floor_keeps_a_constant_calibration_from_flagging_rounding() -> None:
+    constant = np.full(1000, 3.0)
+    floored = ConformalCalibrator(alpha=1e-4, tail_floor=1.0).fit(constant)
+    assert floored.tail_scale_ == 1.0, "all excesses are 0: the floor is the scale"
+    flags = floored.flags(floored.p_values(np.array([3.0 + 1e-9, 3.0 + 10.0])))
+    assert flags.tolist() == [False, True], "a hair above is rounding; 10 nats above is not"
+
+
+def test_with_a_tail_floor_alpha_below_one_over_n_flags_from_the_tail() -> None:
+    scores = np.random.default_rng(3).exponential(size=999)
+    with pytest.raises(ValueError, match="tail_floor"):
+        ConformalCalibrator(alpha=1e-4).fit(scores)
+    calibrator = ConformalCalibrator(alpha=1e-4, tail_floor=1.0).fit(scores)
+    threshold = calibrator.threshold_
+    assert threshold > calibrator.scores_[-1], "only the tail reaches p < 1e-4 with 999 rows"
+    # p falls along the tail: log p = -(s - max) / scale - log(n + 1)
+    expected = calibrator.scores_[-1] + calibrator.tail_scale_ * (np.log(1e4) - np.log(1000))
+    assert threshold == pytest.approx(expected)
+    assert calibrator.flags(calibrator.p_values([threshold]))[0]
+    assert not calibrator.flags(calibrator.p_values([np.nextafter(expected, -np.inf) - 1e-6]))[0]
+
+
+def test_the_tail_floor_survives_save_and_load(tmp_path: Path) -> None:
+    calibrator = ConformalCalibrator(alpha=1e-3, tail_floor=2.5).fit(np.zeros(200))
+    calibrator.save(tmp_path)
+    again = ConformalCalibrator.load(tmp_path)
+    assert (again.alpha, again.tail_floor, again.tail_scale_) == (1e-3, 2.5, 2.5)
+
+
+def test_a_pooled_calibrator_is_fitted_on_both_sets_of_scores() -> None:
+    calibrator = ConformalCalibrator(alpha=0.01, tail_floor=0.5).fit(np.arange(200.0))
+    pooled = calibrator.pooled(np.arange(200.0, 400.0))
+    direct = ConformalCalibrator(alpha=0.01, tail_floor=0.5).fit(np.arange(400.0))
+    scores = np.linspace(-10, 500, 60)
+    np.testing.assert_array_equal(pooled.p_values(scores), direct.p_values(scores))
+    assert len(calibrator.scores_) == 200, "the original calibrator is unchanged"
