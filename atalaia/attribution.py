@@ -17,6 +17,8 @@ feature", a non-negative share that sums to 1. The rule, in one place:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -40,3 +42,20 @@ def feature_shares(contributions: np.ndarray) -> np.ndarray:
     totals[none] = rows.shape[1]
     shares = evidence / totals
     return shares.reshape(values.shape)
+
+
+def stored_shares(top_features: list[dict[str, Any]]) -> list[float]:
+    """The shares of stored top features (``{"feature", "contribution", "share"}`` items, as
+    scores and events keep them); items stored before shares were kept get shares among
+    themselves."""
+    if all("share" in item for item in top_features):
+        return [float(item["share"]) for item in top_features]
+    return feature_shares(np.array([item["contribution"] for item in top_features])).tolist()
+
+
+def shares_text(top_features: list[dict[str, Any]]) -> str:
+    """Stored top features as people read them: ``latency_ms 62%, cpu 21%``."""
+    shares = stored_shares(top_features)
+    return ", ".join(
+        f"{item['feature']} {share:.0%}" for item, share in zip(top_features, shares, strict=True)
+    )

@@ -6,6 +6,8 @@ environment is wrong; settings come from ATALAIA_* environment variables.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -20,16 +22,18 @@ from rich.progress import Progress
 from rich.table import Table
 
 from atalaia import demo_data, jobs, store
+from atalaia.api import event_record
+from atalaia.attribution import shares_text
 from atalaia.config import Monitor, as_utc, find_monitor, load_monitor
 from atalaia.errors import AtalaiaError, NotFoundError
+from atalaia.queries import events_as_scored
 from atalaia.settings import Settings
 from detectors import ArtifactError
 from storage.batches import quarantine_rows
 from storage.engine import StoreUnavailable, redact, transaction
-from storage.events import events_overlapping
 from storage.labels import add_label, labels_overlapping
 from storage.monitors import ensure_monitor, monitor_id
-from storage.registry import champion, find_model, list_models
+from storage.registry import find_model, list_models
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
@@ -53,6 +57,26 @@ Every = Annotated[
     str | None,
     typer.Option(help="split [start, end) into intervals of this length, e.g. 1D or 6h"),
 ]
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON (for scripts) instead of text")]
+
+
+def _print_json(value: Any) -> None:
+    """``value`` as JSON on stdout: times in ISO 8601, paths as text, dataclasses as dicts."""
+
+    def plain(item: Any) -> Any:
+        if isinstance(item, datetime):
+            return item.isoformat()
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            return dataclasses.asdict(item)
+        if isinstance(item, Path):
+            return str(item)
+        if hasattr(item, "item"):  # numpy scalars
+            return item.item()
+        raise TypeError(f"{type(item).__name__} is not JSON")
+
+    typer.echo(json.dumps(value, default=plain, indent=2))
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,16 +139,24 @@ def db_upgrade() -> None:
 
 @app.command()
 @user_errors
-def ingest(monitor: MonitorArg, start: Start, end: End, every: Every = None) -> None:
+def ingest(
+    monitor: MonitorArg, start: Start, end: End, every: Every = None, as_json: AsJson = False
+) -> None:
     """Read intervals from the monitor's source, land accepted rows, quarantine the rest."""
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
-    for first, last in _track(_intervals(start, end, every), "ingesting"):
+    results = []
+    for first, last in _track(_intervals(start, end, every), "ingesting", as_json):
         result = jobs.ingest(config, first, last, settings=settings)
+        results.append(result)
+        if as_json:
+            continue
         console.print(
             f"{config.name} [{first:%Y-%m-%d %H:%M}, {last:%Y-%m-%d %H:%M}): "
             f"{result.rows} rows landed, {result.quarantined} quarantined"
         )
+    if as_json:
+        _print_json(results)
 
 
 @app.command()
@@ -135,14 +167,18 @@ def train(
         str | None, typer.Option(help="baseline start (default: the monitor's)")
     ] = None,
     end: Annotated[str | None, typer.Option(help="baseline end (default: the monitor's)")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Train and calibrate a new model version on the baseline."""
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     if (start is None) != (end is None):
         raise AtalaiaError("give both --start and --end, or neither")
-    with console.status("training"):
+    with console.status("training") if not as_json else contextlib.nullcontext():
         result = jobs.train(config, (start, end) if start else None, settings=settings)
+    if as_json:
+        _print_json(result)
+        return
     console.print(
         f"{config.name}: version {result.version} ({result.detector}, {result.status}) fitted on "
         f"{result.train_rows} rows, calibrated on {result.calibration_rows} in "
@@ -152,17 +188,25 @@ def train(
 
 @app.command()
 @user_errors
-def score(monitor: MonitorArg, start: Start, end: End, every: Every = None) -> None:
+def score(
+    monitor: MonitorArg, start: Start, end: End, every: Every = None, as_json: AsJson = False
+) -> None:
     """Score landed batches with the champion; write scores, events and metrics."""
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
-    for first, last in _track(_intervals(start, end, every), "scoring"):
+    results = []
+    for first, last in _track(_intervals(start, end, every), "scoring", as_json):
         result = jobs.score(config, first, last, settings=settings)
+        results.append(result)
+        if as_json:
+            continue
         console.print(
             f"{config.name} [{first:%Y-%m-%d %H:%M}, {last:%Y-%m-%d %H:%M}): {result.rows} rows "
             f"scored by version {result.model_version}, {result.anomalies} anomalous, "
             f"max z {result.max_z:.2f}"
         )
+    if as_json:
+        _print_json(results)
 
 
 @app.command()
@@ -171,19 +215,27 @@ def events(
     monitor: MonitorArg,
     since: Annotated[str, typer.Option(help="from this time")] = "1970-01-01",
     until: Annotated[str, typer.Option(help="until this time")] = "9999-01-01",
+    version: Annotated[
+        int | None,
+        typer.Option(help="this model version's events (default: each batch's scoring version)"),
+    ] = None,
+    as_json: AsJson = False,
 ) -> None:
-    """List the champion's events of a monitor."""
+    """List a monitor's events, each found by the version that scored its batch."""
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     with transaction(store.require_current(settings.store_url)) as session:
         identifier = monitor_id(session, config.name)
-        model = champion(session, identifier) if identifier is not None else None
-        if model is None:
-            raise NotFoundError(f"monitor {config.name}: no champion model yet")
-        rows = events_overlapping(
-            session, identifier, as_utc(since), as_utc(until), model_id=model.id
-        )
-    console.print(_events_table(rows, f"{config.name}: events of version {model.version}"))
+        if identifier is None:
+            raise NotFoundError(f"monitor {config.name}: no job has run for it yet")
+        if version is not None and find_model(session, identifier, version) is None:
+            raise NotFoundError(f"monitor {config.name}: no model version {version}")
+        rows = events_as_scored(session, identifier, as_utc(since), as_utc(until), version=version)
+        if as_json:
+            _print_json([event_record(config.name, event, number) for event, number in rows])
+            return
+    title = f"{config.name}: events" + (f" of version {version}" if version else "")
+    console.print(_events_table(rows, title))
 
 
 @app.command()
@@ -336,7 +388,7 @@ def labels_add(
 
 @labels_app.command("list")
 @user_errors
-def labels_list(monitor: MonitorArg) -> None:
+def labels_list(monitor: MonitorArg, as_json: AsJson = False) -> None:
     """List a monitor's labelled incidents."""
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
@@ -352,6 +404,10 @@ def labels_list(monitor: MonitorArg) -> None:
                 datetime.max.replace(tzinfo=UTC),
             )
         )
+    if as_json:
+        fields = ("id", "entity", "start_ts", "end_ts", "kind", "note", "created_at")
+        _print_json([{name: getattr(label, name) for name in fields} for label in rows])
+        return
     table = Table(title=f"{config.name}: labels")
     for column in ("id", "entity", "start", "end", "kind", "note"):
         table.add_column(column)
@@ -373,7 +429,7 @@ Reason = Annotated[str, typer.Option(help="why, recorded with the change")]
 
 @models_app.command("list")
 @user_errors
-def models_list(monitor: MonitorArg) -> None:
+def models_list(monitor: MonitorArg, as_json: AsJson = False) -> None:
     """List a monitor's model versions, newest first, with status and reason."""
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
@@ -382,6 +438,9 @@ def models_list(monitor: MonitorArg) -> None:
         versions = list_models(session, identifier) if identifier is not None else []
     if not versions:
         raise NotFoundError(f"monitor {config.name}: no model version yet; run train first")
+    if as_json:
+        _print_json([_model_record(model) for model in versions])
+        return
     table = Table(title=f"{config.name}: model versions")
     for column in ("version", "status", "detector", "baseline", "rows", "trained", "reason"):
         table.add_column(column)
@@ -461,19 +520,25 @@ def models_rollback(monitor: MonitorArg, reason: Reason = "rolled back by hand")
     )
 
 
-def _track(intervals: list[tuple[datetime, datetime]], what: str) -> list:
-    if len(intervals) == 1:
+def _model_record(model: Any) -> dict[str, Any]:
+    """A model version's registry row as a dict (everything ``models show`` shows)."""
+    return {column.key: getattr(model, column.key) for column in model.__table__.columns}
+
+
+def _track(intervals: list[tuple[datetime, datetime]], what: str, quiet: bool = False) -> list:
+    if len(intervals) == 1 or quiet:
         return intervals
     with Progress(console=console, transient=True) as progress:
         return list(progress.track(intervals, description=what))
 
 
 def _events_table(rows: list, title: str) -> Table:
+    """``(event, version)`` rows as a table."""
     table = Table(title=title)
-    for column in ("entity", "start", "end", "anomalies", "peak z", "open", "top features"):
+    columns = ("entity", "start", "end", "anomalies", "peak z", "open", "top features", "version")
+    for column in columns:
         table.add_column(column)
-    for event in rows:
-        features = ", ".join(item["feature"] for item in event.top_features)
+    for event, version in rows:
         table.add_row(
             event.entity,
             f"{event.start_ts:%Y-%m-%d %H:%M}",
@@ -481,7 +546,8 @@ def _events_table(rows: list, title: str) -> Table:
             str(event.anomalies),
             f"{event.peak_z:.2f}",
             "yes" if event.is_open else "",
-            features,
+            shares_text(event.top_features),
+            str(version),
         )
     return table
 
@@ -539,7 +605,8 @@ def _print_demo(report: Any, settings: Settings) -> None:
         f"[bold]Scored[/] {len(report.scored)} batches: {rows} rows, {anomalies} "
         f"anomalous ({anomalies / rows:.2%}), {len(report.events)} events"
     )
-    console.print(_events_table(report.events, "Events"))
+    versions = [(event, trained.version) for event in report.events]
+    console.print(_events_table(versions, "Events"))
     console.print("[bold]Injected incidents[/] (the generator's ground truth):")
     for incident in demo_data.INCIDENTS:
         found = [

@@ -13,12 +13,11 @@ from datetime import datetime, timedelta
 
 from atalaia import demo_data, jobs, store
 from atalaia.config import Monitor, find_monitor
+from atalaia.queries import events_as_scored
 from atalaia.settings import Settings
 from storage.engine import transaction
-from storage.events import events_overlapping
 from storage.models import EventRow
 from storage.monitors import monitor_id
-from storage.registry import champion
 
 MONITOR = "demo"
 
@@ -65,10 +64,8 @@ def run_demo(settings: Settings, step: Callable[[str], None] = lambda _: None) -
 
     with transaction(store.engine(settings.store_url)) as session:
         identifier = monitor_id(session, MONITOR)
-        scorer = champion(session, identifier)
-        events = events_overlapping(
-            session, identifier, scored[0].start, scored[-1].end, model_id=scorer.id
-        )
+        found = events_as_scored(session, identifier, scored[0].start, scored[-1].end)
+        events = [event for event, _ in found]
     return DemoReport(monitor, ingested, trained, scored, events)
 
 

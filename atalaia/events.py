@@ -6,6 +6,12 @@ anomaly starts: with scores smoothed over ``k`` steps (``detector.smoothing``), 
 steps before that anomaly, since its score averages those steps' raw scores; two events whose
 spans then touch are one. An event is open while it could still grow: its last anomaly is
 within reach of the entity's newest score.
+
+An event's top features are those with the largest mean share over its anomalous rows (a
+row's share of a feature not among its top features counts as 0), so a feature's share of an
+event is its share of the typical anomalous row, and one extreme row cannot drown the others
+as a sum of log-likelihoods would. Each carries ``share`` and ``contribution`` (the summed
+raw attribution, in the detector's units).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from atalaia.attribution import stored_shares
 from atalaia.scoring import TOP_FEATURES
 from storage.events import events_overlapping, replace_events
 from storage.scores import read_scores
@@ -53,12 +60,18 @@ def detect_events(
 
 
 def _event_top_features(per_row: pd.Series) -> list[dict[str, Any]]:
+    shares: dict[str, float] = defaultdict(float)
     totals: dict[str, float] = defaultdict(float)
     for features in per_row:
-        for item in features or []:
+        items = features or []
+        for item, share in zip(items, stored_shares(items), strict=True):
+            shares[item["feature"]] += share / len(per_row)
             totals[item["feature"]] += item["contribution"]
-    ranked = sorted(totals.items(), key=lambda item: -item[1])[:TOP_FEATURES]
-    return [{"feature": name, "contribution": round(total, 4)} for name, total in ranked]
+    ranked = sorted(shares, key=lambda name: (-shares[name], -totals[name]))[:TOP_FEATURES]
+    return [
+        {"feature": name, "contribution": round(totals[name], 4), "share": round(shares[name], 4)}
+        for name in ranked
+    ]
 
 
 def refresh_events(

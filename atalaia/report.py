@@ -1,9 +1,13 @@
 """A monitor's report over a period, for people who would rather look than read.
 
-One self-contained HTML file: a summary, the table of events with their top features, and
-per entity a figure of its series over the period (the detector's score against the
-threshold, and each feature's values, from the landed batches) with its events shaded.
+One self-contained HTML file: a summary, the table of events with their top features'
+shares, and per entity a figure of its series over the period (the detector's score against
+the threshold, and each feature's values, from the landed batches) with its events shaded.
 The figures are PNGs drawn with matplotlib (no display needed) and embedded as base64.
+
+By default a report shows each batch as it was scored (``atalaia.queries``): a period that
+spans a promotion shows the old champion's scores before it and the new one's after, and
+says which versions scored the rows; ``version`` shows one version's scores instead.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sqlalchemy.orm import Session
 
 from atalaia import store
+from atalaia.attribution import shares_text, stored_shares
 from atalaia.config import Monitor
 from atalaia.errors import AtalaiaError, NotFoundError
 from atalaia.landing import read_batch
+from atalaia.queries import events_as_scored, scores_as_scored, scoring_versions
 from atalaia.settings import Settings
 from atalaia.validation import entity_keys
 from storage.batches import batches_overlapping
@@ -31,7 +36,7 @@ from storage.engine import transaction
 from storage.events import events_overlapping
 from storage.models import EventRow, ModelRow
 from storage.monitors import monitor_id
-from storage.registry import champion, list_models
+from storage.registry import find_model
 from storage.scores import read_scores
 
 # Feature panels drawn per entity; with more features, those most named by its events first.
@@ -41,12 +46,13 @@ DEFAULT_MAX_ENTITIES = 20
 
 @dataclass
 class ReportData:
-    """What a report shows: one model version's scores and events over ``[start, end)``."""
+    """What a report shows: scores and events over ``[start, end)`` and the versions behind
+    them (``scores`` has the ``read_scores`` layout plus ``version``)."""
 
     monitor: Monitor
     start: datetime
     end: datetime
-    model: ModelRow
+    models: dict[int, ModelRow]  # by model id: the versions whose scores are shown
     scores: pd.DataFrame
     events: list[EventRow]
     # Landed rows (entity, ts and the features) of the period; None when none could be read.
@@ -61,21 +67,33 @@ def load_report_data(
     end: datetime,
     version: int | None = None,
 ) -> ReportData:
-    """Read the scores and events of ``version`` (default: the champion) and the landed rows."""
+    """Read the scores and events as scored (or of ``version``) and the landed rows."""
     with transaction(store.require_current(settings.store_url)) as session:
         identifier = monitor_id(session, monitor.name)
         if identifier is None:
             raise NotFoundError(f"monitor {monitor.name}: no job has run for it yet")
-        model = _model(session, identifier, monitor.name, version)
-        scores = read_scores(session, identifier, start, end, model_id=model.id)
-        if scores.empty:
-            raise NotFoundError(
-                f"monitor {monitor.name}: version {model.version} scored nothing in "
-                f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC"
-            )
-        events = events_overlapping(session, identifier, start, end, model_id=model.id)
+        period = f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC"
+        if version is None:
+            models = scoring_versions(session, identifier, start, end)
+            scores = scores_as_scored(session, identifier, start, end)
+            events = [event for event, _ in events_as_scored(session, identifier, start, end)]
+            if scores.empty:
+                raise NotFoundError(f"monitor {monitor.name}: nothing was scored in {period}")
+        else:
+            model = find_model(session, identifier, version)
+            if model is None:
+                raise NotFoundError(f"monitor {monitor.name}: no model version {version}")
+            models = [model]
+            scores = read_scores(session, identifier, start, end, model_id=model.id)
+            scores["version"] = model.version
+            events = events_overlapping(session, identifier, start, end, model_id=model.id)
+            if scores.empty:
+                raise NotFoundError(
+                    f"monitor {monitor.name}: version {version} scored nothing in {period}"
+                )
         batches = batches_overlapping(session, identifier, start, end)
-    data = ReportData(monitor, start, end, model, scores, events, values=None)
+    by_id = {model.id: model for model in models}
+    data = ReportData(monitor, start, end, by_id, scores, events, values=None)
     frames = []
     for batch in batches:
         try:
@@ -85,18 +103,6 @@ def load_report_data(
     if frames:
         data.values = _values(pd.concat(frames, ignore_index=True), monitor, start, end)
     return data
-
-
-def _model(session: Session, identifier: int, name: str, version: int | None) -> ModelRow:
-    if version is None:
-        model = champion(session, identifier)
-        if model is None:
-            raise NotFoundError(f"monitor {name}: no champion model yet")
-        return model
-    for model in list_models(session, identifier):
-        if model.version == version:
-            return model
-    raise NotFoundError(f"monitor {name}: no model version {version}")
 
 
 def _values(landed: pd.DataFrame, monitor: Monitor, start: datetime, end: datetime) -> pd.DataFrame:
@@ -145,13 +151,20 @@ def render_html(data: ReportData, max_entities: int = DEFAULT_MAX_ENTITIES) -> s
             f"(--max-entities)"
         )
     sections = [_entity_section(data, entity) for entity in shown]
-    monitor, model = data.monitor, data.model
+    monitor = data.monitor
     anomalies = int(data.scores["is_anomaly"].sum())
+    rows_by_version = data.scores["version"].value_counts()
     summary = [
         ("period (UTC)", f"{_time(data.start)} to {_time(data.end)}"),
-        ("model version", f"{model.version} ({model.status}), detector {model.detector}"),
-        ("alpha", f"{model.alpha:g}"),
-        ("threshold (anomaly score)", f"{model.threshold:.4g}"),
+        *(
+            (
+                f"model version {model.version}",
+                f"{model.status}, detector {model.detector}, alpha {model.alpha:g}, threshold "
+                f"(anomaly score) {model.threshold:.4g}; scored "
+                f"{rows_by_version.get(model.version, 0)} rows shown",
+            )
+            for model in sorted(data.models.values(), key=lambda model: model.version)
+        ),
         ("rows scored", f"{len(data.scores)} over {len(entities)} entities"),
         ("anomalous rows", f"{anomalies} ({anomalies / len(data.scores):.2%})"),
         ("events", str(len(data.events))),
@@ -163,7 +176,9 @@ def render_html(data: ReportData, max_entities: int = DEFAULT_MAX_ENTITIES) -> s
         generated=_e(_time(datetime.now(UTC))),
         summary="".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in summary),
         notes="".join(f"<li>{_e(note)}</li>" for note in notes),
-        events=_events_table(data.events) if data.events else "<p>No events in the period.</p>",
+        events=_events_table(data.events, data.models)
+        if data.events
+        else "<p>No events in the period.</p>",
         entities="".join(sections),
     )
 
@@ -172,7 +187,7 @@ def _entity_section(data: ReportData, entity: str) -> str:
     events = [event for event in data.events if event.entity == entity]
     image = _png(_entity_figure(data, entity, events))
     label = entity or data.monitor.name
-    table = _events_table(events) if events else "<p>No events.</p>"
+    table = _events_table(events, data.models) if events else "<p>No events.</p>"
     return (
         f'<section class="entity"><h3>{_e(label)}</h3>'
         f'<img alt="{_e(label)}: score, threshold and features" '
@@ -200,17 +215,23 @@ def _entity_figure(data: ReportData, entity: str, events: list[EventRow]) -> Fig
         zorder=3,
         label="anomalous",
     )
-    threshold = data.model.threshold
-    score_axis.axhline(
-        threshold, ls="--", lw=1, color="#c00000", label=f"threshold (alpha {data.model.alpha:g})"
+    thresholds = scores["model_id"].map({i: m.threshold for i, m in data.models.items()})
+    score_axis.plot(
+        stamps,
+        thresholds,
+        ls="--",
+        lw=1,
+        color="#c00000",
+        drawstyle="steps-post",
+        label="threshold of the scoring version",
     )
-    score_axis.set_yscale("symlog", linthresh=max(1.0, abs(threshold)))
+    score_axis.set_yscale("symlog", linthresh=max(1.0, float(thresholds.abs().max())))
     score_axis.set_ylabel("score")
     score_axis.legend(
         loc="lower left", bbox_to_anchor=(0, 1), ncols=3, fontsize="small", frameon=False
     )
     for event in events:
-        top = ", ".join(item["feature"] for item in event.top_features)
+        top = shares_text(event.top_features)
         score_axis.annotate(
             f"z {event.peak_z:.1f}: {top}",
             (_naive_one(event.peak_ts), 0.97),
@@ -243,14 +264,14 @@ def _features_to_draw(features: list[str], events: list[EventRow]) -> list[str]:
         return list(features)
     weight = dict.fromkeys(features, 0.0)
     for event in events:
-        for item in event.top_features:
+        for item, share in zip(event.top_features, stored_shares(event.top_features), strict=True):
             if item["feature"] in weight:
-                weight[item["feature"]] += item["contribution"]
+                weight[item["feature"]] += share
     ranked = sorted(features, key=lambda name: -weight[name])  # stable: monitor order on ties
     return ranked[:MAX_FEATURE_PANELS]
 
 
-def _events_table(events: list[EventRow]) -> str:
+def _events_table(events: list[EventRow], models: dict[int, ModelRow]) -> str:
     head = "".join(
         f"<th>{name}</th>"
         for name in (
@@ -261,14 +282,13 @@ def _events_table(events: list[EventRow]) -> str:
             "peak z",
             "anomalous rows",
             "open",
-            "top features (summed attribution)",
+            "top features (share of the evidence)",
+            "version",
         )
     )
     rows = []
     for event in events:
-        top = ", ".join(
-            f"{item['feature']} ({item['contribution']:.2f})" for item in event.top_features
-        )
+        top = shares_text(event.top_features)
         cells = (
             event.entity,
             _time(event.start_ts),
@@ -278,6 +298,7 @@ def _events_table(events: list[EventRow]) -> str:
             str(event.anomalies),
             "open" if event.is_open else "",
             top,
+            str(models[event.model_id].version),
         )
         rows.append("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in cells) + "</tr>")
     return f'<table class="events"><tr>{head}</tr>{"".join(rows)}</table>'

@@ -7,6 +7,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from atalaia.attribution import feature_shares
 from atalaia.config import Monitor
 from atalaia.representation import detector_input, feature_contributions, raw_scores, since
 from detectors import ConformalCalibrator, Detector
@@ -27,8 +28,9 @@ def score_frame(
 
     ``context`` holds the accepted rows just before the batch that windows and smoothing
     look back on (see ``atalaia.representation``); only steps at or after ``start`` are
-    returned. Top features (the detector's attribution, largest first) are computed for
-    anomalous steps only; normal ones get None, which keeps scoring as fast as the detector.
+    returned. Top features (the detector's attribution, largest first, with each feature's
+    share from ``atalaia.attribution``) are computed for anomalous steps only; normal ones
+    get None, which keeps scoring as fast as the detector.
     """
     rows = frame if context is None or context.empty else pd.concat([context, frame])
     inputs = detector_input(rows, monitor)
@@ -40,8 +42,9 @@ def score_frame(
     top: list[list[dict] | None] = [None] * len(X)
     if flags.any():
         contributions = feature_contributions(detector, X[flags], monitor)
-        for row, values in zip(np.flatnonzero(flags), contributions, strict=True):
-            top[row] = top_features(values, monitor.features)
+        shares = feature_shares(contributions)
+        for row, values, parts in zip(np.flatnonzero(flags), contributions, shares, strict=True):
+            top[row] = top_features(values, parts, monitor.features)
     return pd.DataFrame(
         {
             "entity": inputs.entity[kept],
@@ -55,7 +58,14 @@ def score_frame(
     )
 
 
-def top_features(contributions: np.ndarray, names: list[str]) -> list[dict]:
-    """The features with the largest contributions, largest first."""
+def top_features(contributions: np.ndarray, shares: np.ndarray, names: list[str]) -> list[dict]:
+    """The features with the largest contributions, largest first, with their shares."""
     order = np.argsort(-contributions, kind="stable")[:TOP_FEATURES]
-    return [{"feature": names[i], "contribution": round(float(contributions[i]), 4)} for i in order]
+    return [
+        {
+            "feature": names[i],
+            "contribution": round(float(contributions[i]), 4),
+            "share": round(float(shares[i]), 4),
+        }
+        for i in order
+    ]

@@ -54,7 +54,7 @@ def test_jobs_from_the_command_line(servers, settings: Settings) -> None:
     assert "1728 rows scored by version 1" in score.output
     events = runner.invoke(app, ["events", "servers"], env={"COLUMNS": "200"})
     assert events.exit_code == 0, events.output
-    assert "events of version 1" in events.output
+    assert "servers: events" in events.output and "version" in events.output
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from atalaia import demo_data, jobs, store
+from atalaia.attribution import shares_text
 from atalaia.cli import app
 from atalaia.config import Monitor, load_monitor
 from atalaia.errors import NotFoundError
@@ -75,7 +76,8 @@ def test_the_report_shows_every_entity_its_events_and_their_top_features(
 
     assert "<h1>Monitor servers</h1>" in page
     assert "2026-01-13 00:00 to 2026-01-14 00:00" in page
-    assert f"{data.model.threshold:.4g}" in page
+    (model,) = data.models.values()
+    assert f"model version {model.version}" in page and f"{model.threshold:.4g}" in page
     assert f"{len(data.scores)} over 6 entities" in page
 
     # One embedded PNG per host, each a real image of the figure's size.
@@ -97,8 +99,10 @@ def test_the_report_shows_every_entity_its_events_and_their_top_features(
         )
         assert row in page
         assert f"<td>{event.peak_z:.2f}</td>" in page
-        for item in event.top_features:
-            assert f"{item['feature']} ({item['contribution']:.2f})" in page
+        shares = [item["share"] for item in event.top_features]
+        assert all(0 <= share <= 1 for share in shares) and sum(shares) <= 1 + 1e-3
+        assert shares == sorted(shares, reverse=True)
+        assert shares_text(event.top_features) in page
     # The injected spike (host-3, 14:00) is there, and its entity is drawn first.
     spike = [e for e in data.events if e.entity == "host-3" and e.start_ts.hour == 14]
     assert spike
@@ -140,8 +144,10 @@ def test_names_from_the_data_are_escaped(scored: Monitor, settings: Settings) ->
 def test_periods_without_scores_and_unknown_versions_are_clear_errors(
     scored: Monitor, settings: Settings
 ) -> None:
-    with pytest.raises(NotFoundError, match="version 1 scored nothing in"):
+    with pytest.raises(NotFoundError, match="nothing was scored in"):
         load_report_data(settings, scored, T0, T0 + DAY)
+    with pytest.raises(NotFoundError, match="version 1 scored nothing in"):
+        load_report_data(settings, scored, T0, T0 + DAY, version=1)
     with pytest.raises(NotFoundError, match="no model version 7"):
         load_report_data(settings, scored, T0 + 8 * DAY, T0 + 9 * DAY, version=7)
 
