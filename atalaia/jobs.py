@@ -7,6 +7,7 @@ committed; ``plan_scoring`` only reads, and records nothing. Nothing here import
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import time
@@ -32,7 +33,7 @@ from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch
 from atalaia.promotion import Contender, compare, retraining_ranges
 from atalaia.representation import bound_settings, changed_setting, check_bound, lookback
-from atalaia.scoring import score_frame
+from atalaia.scoring import score_frame, uncomputable_rows
 from atalaia.settings import Settings
 from atalaia.store import require_current
 from atalaia.training import Baseline, FittedModel, assemble_baseline, fit_model, landed_rows
@@ -47,6 +48,8 @@ from storage.registry import add_model, champion, find_model, next_version, prom
 from storage.registry import rollback as registry_rollback
 from storage.runs import finish_run, start_run
 from storage.scores import read_scores, unflagged_scores, upsert_scores
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -254,6 +257,13 @@ def score(
             if partition is None:
                 events = _refresh_batch_events(session, monitor, run.monitor_id, model, start, end)
             anomalies = int(scores["is_anomaly"].sum())
+            notes = [str(partition)] if partition is not None else []
+            if uncomputable := uncomputable_rows(scores):
+                notes.append(
+                    f"{uncomputable} rows' scores could not be computed (values beyond the "
+                    "detector's numeric range): flagged anomalous with an infinite score"
+                )
+                log.warning("monitor %s [%s, %s): %s", monitor.name, start, end, notes[-1])
             finish_run(
                 session,
                 run.run_id,
@@ -261,7 +271,7 @@ def score(
                 rows=len(scores),
                 anomalies=anomalies,
                 model_id=model.id,
-                message=None if partition is None else str(partition),
+                message="; ".join(notes) or None,
             )
         run.figures = _score_figures(scores, events, model, end - start)
     return ScoreResult(

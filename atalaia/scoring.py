@@ -1,4 +1,9 @@
-"""Scoring a batch: raw score, conformal p-value, z, flag and top features per step."""
+"""Scoring a batch: raw score, conformal p-value, z, flag and top features per step.
+
+A step whose score cannot be computed (the detector's arithmetic overflows on a huge but
+finite value, giving an infinite or NaN score) is flagged anomalous with an infinite raw
+score and z, p-value 0 and no top features; the rest of the batch scores as usual.
+"""
 
 from __future__ import annotations
 
@@ -36,14 +41,18 @@ def score_frame(
     inputs = detector_input(rows, monitor)
     kept = since(inputs, start)
     raw = raw_scores(detector, inputs, monitor)[kept]
+    uncomputable = ~np.isfinite(raw)
+    raw[uncomputable] = np.inf
     X = inputs.X[kept].reset_index(drop=True)
     p_values = calibrator.p_values(raw)
     flags = calibrator.flags(p_values)
     top: list[list[dict] | None] = [None] * len(X)
-    if flags.any():
-        contributions = feature_contributions(detector, X[flags], monitor)
+    explained = flags & ~uncomputable
+    if explained.any():
+        contributions = feature_contributions(detector, X[explained], monitor)
         shares = feature_shares(contributions)
-        for row, values, parts in zip(np.flatnonzero(flags), contributions, shares, strict=True):
+        rows = np.flatnonzero(explained)
+        for row, values, parts in zip(rows, contributions, shares, strict=True):
             top[row] = top_features(values, parts, monitor.features)
     return pd.DataFrame(
         {
@@ -58,9 +67,16 @@ def score_frame(
     )
 
 
+def uncomputable_rows(scores: pd.DataFrame) -> int:
+    """How many of ``score_frame``'s rows have a score that could not be computed."""
+    return int(np.isinf(scores["raw_score"]).sum())
+
+
 def top_features(contributions: np.ndarray, shares: np.ndarray, names: list[str]) -> list[dict]:
-    """The features with the largest contributions, largest first, with their shares."""
-    order = np.argsort(-contributions, kind="stable")[:TOP_FEATURES]
+    """The features with the largest contributions, largest first, with their shares
+    (non-finite ones left out: they cannot be stored as JSON)."""
+    finite = np.flatnonzero(np.isfinite(contributions) & np.isfinite(shares))
+    order = finite[np.argsort(-contributions[finite], kind="stable")][:TOP_FEATURES]
     return [
         {
             "feature": names[i],

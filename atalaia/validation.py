@@ -7,6 +7,10 @@ kept. A missing feature value quarantines its row too, unless the monitor says
 ``validation.missing_features: keep``: then the row lands with NaN for the detector to
 handle, and only a row with every feature missing is quarantined. Accepted rows come back
 sorted by entity and time.
+
+An entity's key is unambiguous: several entity columns' values are joined with ``/`` after
+escaping ``\\`` and ``/`` with ``\\``, so ("eu", "a/b") and ("eu/a", "b") stay two entities;
+the duplicate check compares those keys.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from atalaia.errors import SourceError
 from atalaia.sources import ROW, SOURCE
 
 ENTITY_SEPARATOR = "/"
+ENTITY_ESCAPE = "\\"
 
 
 @dataclass
@@ -62,7 +67,8 @@ def validate(raw: pd.DataFrame, monitor: Monitor, start: datetime, end: datetime
     ok = reasons == ""
     key_columns = [*monitor.entities, monitor.timestamp]
     valid = typed[ok]
-    first = valid.index.to_series().groupby([valid[c] for c in key_columns]).transform("first")
+    keys = [entity_keys(valid, monitor), valid[monitor.timestamp]]
+    first = valid.index.to_series().groupby(keys).transform("first")
     repeats = first[first != first.index]
     _add_reason(
         reasons,
@@ -93,13 +99,24 @@ def validate(raw: pd.DataFrame, monitor: Monitor, start: datetime, end: datetime
 
 
 def entity_keys(frame: pd.DataFrame, monitor: Monitor) -> pd.Series:
-    """Each row's entity: its entity column values joined with ``/`` ("" without entities)."""
+    """Each row's entity key ("" without entities): the value of a single entity column, or
+    the values of several joined with ``/``, each with ``\\`` and ``/`` escaped by ``\\``, so
+    different value tuples never share a key."""
     if not monitor.entities:
         return pd.Series("", index=frame.index, dtype=object)
-    keys = frame[monitor.entities[0]].astype(str)
-    for column in monitor.entities[1:]:
-        keys = keys + ENTITY_SEPARATOR + frame[column].astype(str)
+    if len(monitor.entities) == 1:
+        return frame[monitor.entities[0]].astype(str)
+    parts = [_escaped(frame[column].astype(str)) for column in monitor.entities]
+    keys = parts[0]
+    for part in parts[1:]:
+        keys = keys + ENTITY_SEPARATOR + part
     return keys
+
+
+def _escaped(values: pd.Series) -> pd.Series:
+    return values.str.replace(ENTITY_ESCAPE, ENTITY_ESCAPE * 2, regex=False).str.replace(
+        ENTITY_SEPARATOR, ENTITY_ESCAPE + ENTITY_SEPARATOR, regex=False
+    )
 
 
 def _require_columns(raw: pd.DataFrame, monitor: Monitor) -> None:

@@ -23,6 +23,8 @@ from detectors.windows import channel_scaling
 LOG_2PI = np.log(2 * np.pi)
 # Rows per chunk when scoring, so memory stays flat on million-row batches.
 CHUNK = 16_384
+# Rows with a value this large are scaled down before whitening, so squaring cannot overflow.
+HUGE = 1e100
 
 
 class GaussianMixtureDetector(Detector):
@@ -210,11 +212,20 @@ def whitened_log_density(
     values: np.ndarray, projection: np.ndarray, offset: np.ndarray, constant: np.ndarray
 ) -> np.ndarray:
     """The mixture's log-density of each row of ``values``, given its
-    :func:`stacked_whitening`."""
+    :func:`stacked_whitening`; ``-inf`` where a row lies beyond floating-point range, never NaN.
+    """
     # row i, component k: y_ik = L_k^T (z_i - mu_k), z_i the standardised row
-    whitened = values @ projection - offset
-    np.square(whitened, out=whitened)
+    with np.errstate(over="ignore", invalid="ignore"):  # such rows are redone below
+        whitened = values @ projection - offset
+        np.square(whitened, out=whitened)
     distances = whitened.reshape(len(values), len(constant), -1).sum(axis=2)
+    magnitude = np.abs(values).max(axis=1)
+    huge = magnitude > HUGE
+    if huge.any():  # y = m (L^T (z / m) - offset / m): square the scaled row, then scale back
+        scale = magnitude[huge][:, None]
+        scaled = np.square(values[huge] / scale @ projection - offset / scale)
+        with np.errstate(over="ignore"):
+            distances[huge] = scaled.reshape(len(scale), len(constant), -1).sum(axis=2) * scale**2
     return _log_sum_exp(constant - 0.5 * distances)
 
 
@@ -249,6 +260,10 @@ def _log_sum_exp(values: np.ndarray) -> np.ndarray:
     if values.shape[1] == 1:
         return values[:, 0]
     largest = values.max(axis=1)
+    if np.isneginf(largest).any():  # every component's density underflows: -inf, not NaN
+        safe = np.where(np.isneginf(largest), 0.0, largest)
+        with np.errstate(divide="ignore"):
+            return safe + np.log(np.exp(values - safe[:, None]).sum(axis=1))
     return largest + np.log(np.exp(values - largest[:, None]).sum(axis=1))
 
 

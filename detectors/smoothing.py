@@ -14,18 +14,35 @@ import pandas as pd
 
 
 def moving_mean(scores: np.ndarray, span: int, entity: np.ndarray | None = None) -> np.ndarray:
-    """Mean of the last ``span`` scores of each entity, in the order given (oldest first)."""
+    """Mean of the last ``span`` scores of each entity, in the order given (oldest first).
+
+    Safe for any finite scores: each is divided by ``span`` before summing, so no sum
+    overflows. A mean over a NaN or infinite score is NaN (it cannot be computed), never
+    the mean of the other scores.
+    """
     if span < 1:
         raise ValueError(f"span must be at least 1, got {span}")
     scores = np.asarray(scores, dtype=np.float64)
     if span == 1:
         return scores.copy()
-    groups = np.zeros(len(scores)) if entity is None else np.asarray(entity)
-    series = pd.Series(scores)
+    groups = pd.Series(np.zeros(len(scores)) if entity is None else np.asarray(entity))
+    finite = np.isfinite(scores)
+    shares = pd.Series(np.where(finite, scores, 0.0) / span)
+    sums = _rolling(shares, groups, span, "sum")
+    counts = np.minimum(groups.groupby(groups, sort=False).cumcount().to_numpy() + 1, span)
+    means = sums * (span / counts)
+    if not finite.all():
+        touched = _rolling(pd.Series((~finite).astype(float)), groups, span, "max") > 0
+        means[touched] = np.nan
+    return means
+
+
+def _rolling(values: pd.Series, groups: pd.Series, span: int, how: str) -> np.ndarray:
+    """``how`` (sum, max) over the last ``span`` values of each group, in the order given."""
     return (
-        series.groupby(groups, sort=False)
+        values.groupby(groups.to_numpy(), sort=False)
         .rolling(span, min_periods=1)
-        .mean()
+        .agg(how)
         .reset_index(level=0, drop=True)
         .sort_index()
         .to_numpy()

@@ -1,7 +1,7 @@
 """The store's tables as typed SQLAlchemy 2 models.
 
-Every timestamp is aware UTC (``UTCDateTime``). An entity is the monitor's entity column
-values joined with ``/`` (``""`` for a monitor without entities).
+Every timestamp is aware UTC (``UTCDateTime``). An entity is the key that
+``atalaia.validation.entity_keys`` gives its row (``""`` for a monitor without entities).
 """
 
 from __future__ import annotations

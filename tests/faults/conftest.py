@@ -1,0 +1,91 @@
+"""The fault-injection suite: one test per probe, counted in the terminal summary.
+
+Every probe runs the product's own code (the CLI in-process, or ``atalaia`` as a real
+subprocess where a kill, a signal or a file-size limit needs one) against a throwaway home,
+and asserts that nothing accepted is lost or duplicated and that a failure is one line
+naming its cause.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from atalaia import store
+from atalaia.settings import Settings
+from tests.conftest import POSTGRES_ENV, postgres_url
+from tests.faults.probe import PROBE_MONITOR, write_series
+
+_outcomes: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember each fault probe's outcome (a failed setup or teardown counts as failed)."""
+    if "tests/faults/" not in report.nodeid.replace("\\", "/"):
+        return
+    if report.failed:
+        _outcomes[report.nodeid] = "failed"
+    elif report.when == "call" or report.skipped:
+        _outcomes.setdefault(report.nodeid, "skipped" if report.skipped else "passed")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how many fault probes ran and how many passed."""
+    if not _outcomes:
+        return
+    values = list(_outcomes.values())
+    ran = sum(value != "skipped" for value in values)
+    passed = values.count("passed")
+    skipped = values.count("skipped")
+    line = f"fault probes: {ran} run, {passed} passed"
+    terminalreporter.write_line(line + (f", {skipped} skipped" if skipped else ""))
+
+
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
+    home = tmp_path / "home"
+    monkeypatch.setenv("ATALAIA_HOME", str(home))
+    monkeypatch.setenv("ATALAIA_STORE_URL", url)
+    monkeypatch.setenv("ATALAIA_MONITORS_DIR", str(tmp_path / "monitors"))
+    for name in ("PUSHGATEWAY_URL", "LANDING_DIR", "MODELS_DIR", "METRICS_DIR"):
+        monkeypatch.delenv(f"ATALAIA_{name}", raising=False)
+    store.upgrade(url)
+    settings = Settings.from_env()
+    settings.monitors_dir.mkdir(parents=True)
+    (settings.monitors_dir / "probe.yaml").write_text(PROBE_MONITOR)
+    write_series(home / "src" / "series.csv")
+    return settings
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A fresh home on a SQLite store, with the ``probe`` monitor and its source file."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    yield _home(tmp_path, monkeypatch, url)
+    store.engine(url).dispose()
+    store.engine.cache_clear()
+
+
+@pytest.fixture
+def pg_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """As ``home``, on a fresh database of the test PostgreSQL server."""
+    server = postgres_url()
+    if server is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against")
+    name = f"atalaia_fault_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield _home(tmp_path, monkeypatch, url)
+    finally:
+        store.engine(url).dispose()
+        store.engine.cache_clear()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
