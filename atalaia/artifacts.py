@@ -1,14 +1,23 @@
 """Model artifacts: a detector, its calibrator and the monitor settings it is bound to
-(``atalaia.representation.bound_settings``) in one folder, identified by a sha256."""
+(``atalaia.representation.bound_settings``) in one folder, identified by a sha256.
+
+A version's folder appears whole or not at all: its files are written into a hidden partial
+folder beside it (``.vNNNN.partial-<host>-<pid>``) that is renamed into place once complete.
+A process killed while writing leaves only a partial folder, which ``clear_leftovers``
+removes once that process is gone.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import detectors
 from atalaia.errors import AtalaiaError
+from atalaia.processes import is_gone, this_host
 from detectors import ArtifactError, ConformalCalibrator, Detector
 from detectors.serialization import directory_sha256, read_json, write_json
 
@@ -23,14 +32,43 @@ def model_folder(models_dir: Path, monitor: str, version: int) -> Path:
 def save_model(
     folder: Path, detector: Detector, calibrator: ConformalCalibrator, settings: dict[str, Any]
 ) -> str:
-    """Write detector, calibrator and bound settings into a new ``folder``; return the
-    folder's sha256."""
+    """Write detector, calibrator and bound settings into a new ``folder`` atomically; return
+    the folder's sha256.
+
+    A failure leaves nothing behind; a folder that cannot be written (read-only, full) is
+    one error naming it.
+    """
     if folder.exists():
         raise AtalaiaError(f"{folder} already exists; refusing to overwrite a model version")
-    detector.save(folder)
-    calibrator.save(folder)
-    write_json(folder / SETTINGS_FILE, settings)
-    return directory_sha256(folder)
+    partial = folder.with_name(f".{folder.name}.partial-{this_host()}-{os.getpid()}")
+    try:
+        detector.save(partial)
+        calibrator.save(partial)
+        write_json(partial / SETTINGS_FILE, settings)
+        digest = directory_sha256(partial)
+        os.rename(partial, folder)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        reason = exc.strerror or str(exc)
+        raise AtalaiaError(f"cannot write model files to {folder.parent}: {reason}") from exc
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return digest
+
+
+def clear_leftovers(folder: Path) -> list[Path]:
+    """Remove what interrupted saves of ``folder`` left, and return it: the folder itself
+    (the caller knows that no version uses it: its save finished but its version was never
+    recorded) and partial folders of processes of this host that are gone."""
+    leftovers = [folder] if folder.exists() else []
+    for partial in folder.parent.glob(f".{folder.name}.partial-*"):
+        host, _, pid = partial.name.rpartition(".partial-")[2].rpartition("-")
+        if pid.isdigit() and is_gone(host, int(pid)):
+            leftovers.append(partial)
+    for leftover in leftovers:
+        shutil.rmtree(leftover)
+    return leftovers
 
 
 @lru_cache(maxsize=16)

@@ -381,7 +381,7 @@ def labels_add(
     if first > last:
         raise AtalaiaError(f"label start {first} is after its end {last}")
     with transaction(store.require_current(settings.store_url)) as session:
-        identifier = ensure_monitor(session, config.name, config.model_dump(mode="json"))
+        identifier = ensure_monitor(session, config.name, config.stored_config())
         number = add_label(session, identifier, first, last, entity=entity, note=note)
     console.print(f"{config.name}: label {number} recorded")
 

@@ -3,11 +3,15 @@
 A monitor names its source, its columns, its data frequency, its detector, its baseline
 policy, its calibration and its schedules. ``${VAR}`` in a string is replaced by the
 environment variable ``VAR`` (so a database password never has to be written in the file),
-and a relative file path is taken relative to the monitor file's folder.
+and a relative file path is taken relative to the monitor file's folder. What the store keeps
+of a monitor (``Monitor.stored_config``) is the file's text before expansion, so a secret
+from the environment never reaches the store.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -15,10 +19,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
 
 from atalaia.errors import ConfigError
 from atalaia.settings import Settings
+from storage.engine import redact
 
 _NAME = r"^[a-z][a-z0-9_]{0,62}$"
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -249,6 +263,21 @@ class Monitor(_Strict):
     scoring: Scoring = Field(default_factory=Scoring)
     retraining: Retraining = Field(default_factory=Retraining)
     drift: Drift = Field(default_factory=Drift)
+    # The monitor file's settings before ${VAR} expansion (None: built in code).
+    _unexpanded: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def stored_config(self) -> dict[str, Any]:
+        """The configuration the store keeps: the file's settings before ``${VAR}``
+        expansion (a monitor built in code: its settings), with any password written into
+        a source URL itself hidden."""
+        if self._unexpanded is not None:
+            document = copy.deepcopy(self._unexpanded)
+        else:
+            document = self.model_dump(mode="json")
+        source = document.get("source")
+        if isinstance(source, dict) and isinstance(source.get("url"), str):
+            source["url"] = _hide_literal_password(source["url"])
+        return document
 
     @field_validator("frequency")
     @classmethod
@@ -322,6 +351,18 @@ def as_utc(value: datetime | str) -> datetime:
     return stamp
 
 
+def _hide_literal_password(url: str) -> str:
+    """``url`` with a password written into it replaced by ``***``; one given as ``${VAR}``
+    is kept as written."""
+    try:
+        password = make_url(url).password
+    except Exception:  # not a URL SQLAlchemy parses: nothing to hide
+        return url
+    if password is None or _ENV_VAR.fullmatch(str(password)):
+        return url
+    return redact(url)
+
+
 def _expand(value: Any, env: dict[str, str], origin: Path) -> Any:
     if isinstance(value, dict):
         return {key: _expand(item, env, origin) for key, item in value.items()}
@@ -366,6 +407,7 @@ def load_monitor(path: str | Path) -> Monitor:
     if isinstance(monitor.source, FileSource) and not Path(monitor.source.path).is_absolute():
         absolute = str(path.parent.resolve() / monitor.source.path)
         monitor = monitor.model_copy(update={"source": FileSource(path=absolute)})
+    monitor._unexpanded = json.loads(json.dumps(raw, default=str))  # YAML dates as text
     return monitor
 
 

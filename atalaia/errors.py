@@ -23,3 +23,8 @@ class StoreError(AtalaiaError):
 
 class NotFoundError(AtalaiaError):
     """A monitor, batch or model version asked for does not exist in the store."""
+
+
+class UsageError(AtalaiaError):
+    """A command asked for something impossible (promote the champion, roll back with no
+    earlier champion): recorded as a refused run, never as a failed job."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -24,13 +25,20 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from atalaia import drift, metrics
-from atalaia.artifacts import bound_settings_of, load_model, model_folder, save_model
+from atalaia.artifacts import (
+    bound_settings_of,
+    clear_leftovers,
+    load_model,
+    model_folder,
+    save_model,
+)
 from atalaia.config import Monitor, as_utc
 from atalaia.drift import DriftCheck
-from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError
+from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError, UsageError
 from atalaia.events import refresh_events
 from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch
+from atalaia.processes import Heartbeat, abandon_stale, this_host
 from atalaia.promotion import Contender, compare, retraining_ranges
 from atalaia.representation import bound_settings, changed_setting, check_bound, lookback
 from atalaia.scoring import score_frame, uncomputable_rows
@@ -538,9 +546,11 @@ def promote_version(
     settings = settings or Settings.from_env()
     with _recorded(settings, monitor, "promote", None, None) as run:
         with transaction(run.store) as session:
+            if find_model(session, run.monitor_id, version) is None:
+                raise UsageError(f"monitor {monitor.name}: no model version {version}")
             model = _scoring_model(session, monitor, run.monitor_id, version)
             if model.status == "champion":
-                raise AtalaiaError(f"monitor {monitor.name}: version {version} is the champion")
+                raise UsageError(f"monitor {monitor.name}: version {version} is the champion")
             _load(model, monitor)  # its files must be intact before it scores anything
             promote(session, model, reason)
             finish_run(session, run.run_id, "success", model_id=model.id, message=reason)
@@ -557,7 +567,7 @@ def rollback(monitor: Monitor, reason: str, *, settings: Settings | None = None)
             try:
                 restored = registry_rollback(session, run.monitor_id, reason)
             except LookupError as exc:
-                raise NotFoundError(f"monitor {monitor.name}: {exc}") from exc
+                raise UsageError(f"monitor {monitor.name}: {exc}") from exc
             _load(restored, monitor)
             finish_run(session, run.run_id, "success", model_id=restored.id, message=reason)
         run.figures = {"atalaia_champion_version": restored.version}
@@ -593,10 +603,13 @@ def _new_version(
 ) -> Iterator[ModelRow]:
     """Save a fitted model's files and add its version (a candidate) with its lineage.
 
-    The files are removed again when the block fails, so no folder outlives its version.
+    The files are removed again when the block fails, so no folder outlives its version; a
+    folder that a killed run left for this version number is removed first.
     """
     number = next_version(session, monitor_id)
     folder = model_folder(settings.models_dir, monitor.name, number)
+    for leftover in clear_leftovers(folder):
+        log.warning("removed %s, left by an interrupted train of version %d", leftover, number)
     sha256 = save_model(folder, fitted.detector, fitted.calibrator, bound_settings(monitor))
     try:
         yield add_model(
@@ -645,15 +658,25 @@ def _recorded(
 ) -> Iterator[_Run]:
     """Record a run around a job's body: failures are stored and exported, then re-raised.
 
+    Stale runs of earlier, killed processes are marked abandoned first (``atalaia.processes``);
+    the run beats a heartbeat while its body works. A UsageError is recorded as ``refused``
+    and exports nothing: a mistake in the command is not a failure of the job.
     ``export=False`` leaves a success's metrics to a later job (a failure is still exported).
     """
     store = require_current(settings.store_url)
+    abandon_stale(settings, store)
     with transaction(store) as session:
-        monitor_id = ensure_monitor(session, monitor.name, monitor.model_dump(mode="json"))
-        run = _Run(store, monitor_id, start_run(session, monitor_id, job, start, end))
+        monitor_id = ensure_monitor(session, monitor.name, monitor.stored_config())
+        run_id = start_run(session, monitor_id, job, start, end, host=this_host(), pid=os.getpid())
+        run = _Run(store, monitor_id, run_id)
     began = time.perf_counter()
     try:
-        yield run
+        with Heartbeat(store, run.run_id):
+            yield run
+    except UsageError as exc:
+        with transaction(store) as session:
+            finish_run(session, run.run_id, "refused", message=str(exc))
+        raise
     except Exception as exc:
         with transaction(store) as session:
             finish_run(session, run.run_id, "failed", message=f"{type(exc).__name__}: {exc}")

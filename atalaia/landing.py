@@ -20,16 +20,25 @@ def batch_path(landing_dir: Path, monitor: str, start: datetime, end: datetime) 
 
 
 def write_batch(frame: pd.DataFrame, path: Path) -> str:
-    """Write ``frame`` to ``path`` atomically (temporary file, then rename); return its sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".parquet.tmp")
-    os.close(handle)
+    """Write ``frame`` to ``path`` atomically (temporary file, then rename); return its sha256.
+
+    A folder that cannot be written (read-only, full) is one error naming it, and leaves
+    no partial file.
+    """
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".parquet.tmp")
+        os.close(handle)
         frame.to_parquet(temporary, index=False)
         digest = file_sha256(Path(temporary))
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+    except BaseException as exc:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            raise AtalaiaError(f"cannot write landed batch to {path.parent}: {reason}") from exc
         raise
     return digest
 

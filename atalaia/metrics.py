@@ -43,6 +43,8 @@ METRICS: dict[str, str] = {
     "atalaia_run_duration_seconds": "Wall-clock duration of the last run.",
     "atalaia_last_success_timestamp_seconds": "Unix time the job last succeeded.",
     "atalaia_last_failure_timestamp_seconds": "Unix time the job last failed.",
+    "atalaia_abandoned_runs": "Runs of the job ever marked abandoned: their process died "
+    "before finishing them.",
 }
 
 
@@ -62,6 +64,13 @@ def export_failure(settings: Settings, monitor: str, job: str) -> None:
     """Export that a run failed, leaving the last success's metrics as they were."""
     figures = {"atalaia_last_failure_timestamp_seconds": time.time()}
     _export(settings, monitor, job, figures, textfile_path(settings, monitor, job, failure=True))
+
+
+def export_abandoned(settings: Settings, monitor: str, job: str, total: int) -> None:
+    """Export how many runs of ``job`` were ever marked abandoned (in their own textfile)."""
+    figures = {"atalaia_abandoned_runs": float(total)}
+    path = settings.metrics_dir / f"atalaia_{monitor}_{job}_abandoned.prom"
+    _export(settings, monitor, job, figures, path)
 
 
 def registry_for(monitor: str, job: str, figures: dict[str, float]) -> CollectorRegistry:

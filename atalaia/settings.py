@@ -1,7 +1,8 @@
 """Process-wide settings from ``ATALAIA_*`` environment variables, with embedded defaults.
 
 The defaults need no server: a SQLite store, landing and model folders under ``ATALAIA_HOME``
-and metrics written as Prometheus textfiles.
+and metrics written as Prometheus textfiles. Folders are made absolute (against the working
+directory) when read, so the paths stored with batches and models hold from anywhere.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Read the settings from ``environ`` (default: ``os.environ``)."""
         env = os.environ if environ is None else environ
-        home = Path(env.get("ATALAIA_HOME", "atalaia-data"))
+        home = Path(env.get("ATALAIA_HOME", "atalaia-data")).absolute()
         return cls(
             home=home,
             store_url=env.get("ATALAIA_STORE_URL", DEFAULT_STORE_URL),
-            landing_dir=Path(env.get("ATALAIA_LANDING_DIR", home / "landing")),
-            models_dir=Path(env.get("ATALAIA_MODELS_DIR", home / "models")),
-            metrics_dir=Path(env.get("ATALAIA_METRICS_DIR", home / "metrics")),
-            monitors_dir=Path(env.get("ATALAIA_MONITORS_DIR", "monitors")),
+            landing_dir=Path(env.get("ATALAIA_LANDING_DIR", home / "landing")).absolute(),
+            models_dir=Path(env.get("ATALAIA_MODELS_DIR", home / "models")).absolute(),
+            metrics_dir=Path(env.get("ATALAIA_METRICS_DIR", home / "metrics")).absolute(),
+            monitors_dir=Path(env.get("ATALAIA_MONITORS_DIR", "monitors")).absolute(),
             pushgateway_url=env.get("ATALAIA_PUSHGATEWAY_URL") or None,
         )

@@ -34,7 +34,9 @@ NAMING_CONVENTION = {
 }
 
 MODEL_STATUSES = ("candidate", "champion", "retired")
-RUN_STATUSES = ("running", "success", "failed")
+# abandoned: its process died without finishing it; refused: the command asked for something
+# impossible (a usage error, not a failure of the job).
+RUN_STATUSES = ("running", "success", "failed", "abandoned", "refused")
 
 
 def utcnow() -> datetime:
@@ -156,6 +158,9 @@ class RunRow(Base):
     rows: Mapped[int | None]
     anomalies: Mapped[int | None]
     message: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None]
+    heartbeat_at: Mapped[datetime | None]
 
 
 class ScoreRow(Base):

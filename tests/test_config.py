@@ -115,8 +115,8 @@ def test_settings_default_to_embedded_servers_free_storage() -> None:
     settings = Settings.from_env({})
     assert settings.store_url == DEFAULT_STORE_URL == "sqlite:///atalaia.db"
     assert settings.pushgateway_url is None
-    assert settings.landing_dir == Path("atalaia-data/landing")
-    assert settings.metrics_dir == Path("atalaia-data/metrics")
+    assert settings.landing_dir == Path.cwd() / "atalaia-data/landing"
+    assert settings.metrics_dir == Path.cwd() / "atalaia-data/metrics"
 
 
 def test_settings_follow_the_environment() -> None:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from atalaia import jobs, store
 from atalaia.cli import app
 from atalaia.config import Monitor, load_monitor
-from atalaia.errors import NotFoundError
+from atalaia.errors import UsageError
 from atalaia.metrics import textfile_path
 from atalaia.settings import Settings
 from storage.engine import transaction
@@ -126,7 +126,7 @@ def test_a_candidate_that_learned_a_lasting_shift_replaces_the_champion_and_roll
     assert stored[1].status == "champion"
     assert stored[2].status == "retired"
     assert stored[2].status_reason == "rolled back to version 1: alerts went quiet"
-    with pytest.raises(NotFoundError, match="version 1 replaced no earlier champion"):
+    with pytest.raises(UsageError, match="version 1 replaced no earlier champion"):
         jobs.rollback(monitor, "again", settings=settings)
     scored = jobs.score(monitor, *day(15), settings=settings)
     assert scored.model_version == 1
@@ -143,9 +143,10 @@ def test_a_candidate_that_learned_a_lasting_shift_replaces_the_champion_and_roll
     assert [tuple(run) for run in registry_runs] == [
         ("retrain", "success"),
         ("rollback", "success"),
-        ("rollback", "failed"),
+        ("rollback", "refused"),  # a usage error, not a failure of the job
         ("promote", "success"),
     ]
+    assert not textfile_path(settings, "sites", "rollback", failure=True).exists()
 
 
 def test_a_candidate_that_learned_a_passing_change_stays_a_candidate_until_promoted_by_hand(

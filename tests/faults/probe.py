@@ -81,7 +81,7 @@ def ok(result: Result) -> Result:
 
 def one_error_line(result: Result | tuple[int, str], *causes: str) -> str:
     """Assert a command failed with exactly one ``error:`` line on stderr naming every cause."""
-    if isinstance(result, Result):
+    if not isinstance(result, tuple):
         assert result.exception is None or isinstance(result.exception, SystemExit), (
             f"traceback instead of an error line: {result.exception!r}"
         )
