@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from atalaia import drift, metrics
+from atalaia import alerting, drift, metrics
 from atalaia.artifacts import (
     bound_settings_of,
     clear_leftovers,
@@ -282,6 +282,7 @@ def score(
                 message="; ".join(notes) or None,
             )
         run.figures = _score_figures(scores, events, model, end - start)
+    alerting.deliver(settings, monitor.name, run.monitor_id, model, events, end - start)
     return ScoreResult(
         monitor.name, start, end, model.version, len(scores), anomalies, _max_z(scores), events
     )
@@ -344,6 +345,7 @@ def finish_scoring(
                 model_id=model.id,
             )
         run.figures = _score_figures(scores, events, model, end - start)
+    alerting.deliver(settings, monitor.name, run.monitor_id, model, events, end - start)
     return ScoreResult(
         monitor.name, start, end, model.version, len(scores), anomalies, _max_z(scores), events
     )

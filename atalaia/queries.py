@@ -109,3 +109,22 @@ def scoring_versions(
     return list(
         session.scalars(select(ModelRow).where(ModelRow.id.in_(ids)).order_by(ModelRow.version))
     )
+
+
+def stored_events(
+    session: Session, monitor_id: int, model_id: int, keys: list[tuple[str, datetime]]
+) -> list[EventRow]:
+    """The model's stored events with these ``(entity, start_ts)`` keys, in key order."""
+    if not keys:
+        return []
+    starts = [start for _, start in keys]
+    rows = session.scalars(
+        select(EventRow).where(
+            EventRow.monitor_id == monitor_id,
+            EventRow.model_id == model_id,
+            EventRow.start_ts >= min(starts),
+            EventRow.start_ts <= max(starts),
+        )
+    )
+    by_key = {(row.entity, row.start_ts): row for row in rows}
+    return [by_key[key] for key in keys if key in by_key]

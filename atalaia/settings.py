@@ -25,6 +25,9 @@ class Settings:
     metrics_dir: Path
     monitors_dir: Path
     pushgateway_url: str | None
+    # Event alerts go to this Alertmanager (atalaia.alerting); their links to Airflow's UI.
+    alertmanager_url: str | None = None
+    airflow_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -39,4 +42,6 @@ class Settings:
             metrics_dir=Path(env.get("ATALAIA_METRICS_DIR", home / "metrics")).absolute(),
             monitors_dir=Path(env.get("ATALAIA_MONITORS_DIR", "monitors")).absolute(),
             pushgateway_url=env.get("ATALAIA_PUSHGATEWAY_URL") or None,
+            alertmanager_url=env.get("ATALAIA_ALERTMANAGER_URL") or None,
+            airflow_url=env.get("ATALAIA_AIRFLOW_URL") or None,
         )

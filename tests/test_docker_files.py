@@ -259,6 +259,47 @@ def test_amtool_accepts_the_alertmanager_config() -> None:
     assert "SUCCESS" in checked.stdout + checked.stderr
 
 
+def test_alertmanager_groups_per_monitor_and_every_receiver_is_wired(
+    services: dict[str, Any],
+) -> None:
+    """Events group per monitor (never per entity); the receivers' templates exist and are
+    mounted where the configuration looks; secrets come from mounted files; Atalaia posts
+    to the stack's Alertmanager."""
+    folder = DOCKER / "alertmanager"
+    config = read_yaml(folder / "alertmanager.yml")
+    route = config["route"]
+    assert route["group_by"] == ["alertname", "monitor"]
+    for child in route["routes"]:
+        assert "group_by" not in child or "entity" not in child["group_by"]
+    assert any(child["matchers"] == ['alertname="AtalaiaEvent"'] for child in route["routes"])
+    mounts = dict(volume.split(":")[:2] for volume in services["alertmanager"]["volumes"])
+    (templates,) = config["templates"]
+    assert mounts["./alertmanager/templates"] == "/etc/alertmanager/" + templates.split("/")[0]
+    defined = set()
+    for path in folder.glob(templates):
+        defined |= set(re.findall(r'\{\{ define "([\w.]+)" -?\}\}', path.read_text()))
+    assert defined
+    for name, value in config["global"].items():
+        if name.endswith("_file"):
+            assert value.startswith(mounts["./alertmanager/secrets"] + "/"), name
+    assert (folder / "secrets" / ".gitignore").read_text().splitlines()[-2:] == [
+        "*",
+        "!.gitignore",
+    ]
+    for receiver in config["receivers"]:
+        kinds = {"webhook_configs", "email_configs", "slack_configs"}
+        assert kinds <= set(receiver), receiver["name"]
+        for kind in kinds:
+            for integration in receiver[kind]:
+                assert integration["send_resolved"] is True
+                text = json.dumps(integration)
+                used = set(re.findall(r'template \\"([\w.]+)\\"', text))
+                assert used <= defined, used - defined
+                assert used or kind == "webhook_configs", f"{kind} uses no template"
+    atalaia = urlsplit(environment(services["airflow-scheduler"])["ATALAIA_ALERTMANAGER_URL"])
+    assert (atalaia.hostname, atalaia.port) == ("alertmanager", PORTS["alertmanager"])
+
+
 # --- Dockerfile ------------------------------------------------------------------------
 
 
