@@ -211,6 +211,36 @@ def score(
 
 @app.command()
 @user_errors
+def retrain(monitor: MonitorArg) -> None:
+    """Train a candidate on recent batches; promote it if it passes the gate."""
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    with console.status("retraining"):
+        result = jobs.retrain(config, settings=settings)
+    verdict = "promoted" if result.promoted else "kept as a candidate"
+    console.print(f"{config.name}: version {result.version} {verdict}: {result.reason}")
+
+
+@app.command()
+@user_errors
+def walk(monitor: MonitorArg, start: Start, end: End) -> None:
+    """Ingest and score every interval of the score schedule in [start, end), retraining when
+    the retrain schedule ticks: what the monitor's DAGs do, run here in order."""
+    from atalaia.walk import walk_forward
+
+    settings = Settings.from_env()
+    config = _monitor(monitor, settings)
+    with console.status("walking forward"):
+        result = walk_forward(config, as_utc(start), as_utc(end), settings=settings)
+    anomalies = sum(scored.anomalies for scored in result.scored)
+    console.print(
+        f"{config.name}: {len(result.scored)} intervals scored ({result.empty_intervals} empty), "
+        f"{anomalies} anomalous steps, {len(result.retrained)} retrains"
+    )
+
+
+@app.command()
+@user_errors
 def events(
     monitor: MonitorArg,
     since: Annotated[str, typer.Option(help="from this time")] = "1970-01-01",
@@ -629,3 +659,7 @@ def _print_demo(report: Any, settings: Settings) -> None:
             f"{incident.kind} ({incident.description}): {verdict}"
         )
     console.print(f"Store: {redact(settings.store_url)}; metrics: {settings.metrics_dir}/")
+
+
+if __name__ == "__main__":  # python -m atalaia.cli
+    app(prog_name="atalaia")

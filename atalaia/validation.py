@@ -145,7 +145,9 @@ def _parse_feature(
     if not keep_missing:
         _add_reason(reasons, missing, f"feature {column}: missing")
     not_number = numbers.isna() & ~missing
-    _add_reason(reasons, not_number, f"feature {column}: not a number " + values.map(repr))
+    _add_reason(
+        reasons, not_number, f"feature {column}: not a number " + values.map(repr).astype(str)
+    )
     _add_reason(reasons, np.isinf(numbers), f"feature {column}: infinite")
     return numbers
 

@@ -7,9 +7,9 @@ A detector is named by a spec string, ``kind`` or ``kind(param=value, ...)``:
 * anything else goes to ``detectors.create`` (``gmm``, every kind of ``detectors.REGISTRY``,
   and ``pyod:<Name>``, PyOD behind our adapter), so it runs through our Detector contract.
 
-:func:`fit_and_score` is the one place where a detector meets the arrays: each runner hands
-it rows (for time series, windows: see ``benchmarks.streaming``) and gets anomaly scores
-back.
+:func:`fit_and_score` is where a tabular runner's detector meets the arrays: it hands it rows
+and gets anomaly scores back. The time-series runners go through the product's own jobs
+instead (``benchmarks.monitored``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import hashlib
 import inspect
 import os
 import platform
@@ -40,7 +41,6 @@ from atalaia.evaluation import (
     EventCounts,
     auc_pr,
     auc_roc,
-    detected_events,
     event_counts,
     events_to_flags,
     markdown_table,
@@ -266,17 +266,15 @@ def series_metrics(
     scores: np.ndarray,
     flags: np.ndarray,
     true_events: Sequence[tuple[int, int]],
-    max_gap: int = 0,
-    lead: int = 0,
+    found_events: Sequence[tuple[int, int]],
 ) -> dict[str, Any]:
     """One series' event counts, AUCs (where both classes occur) and point F1s.
 
-    ``true_events`` are inclusive row ranges; detected events are formed from the flags as
-    a monitor forms them (``atalaia.evaluation.detected_events`` with ``max_gap`` and
-    ``lead``). Rows without a score (NaN, never flagged) are left out of the AUCs.
+    ``true_events`` and ``found_events`` (the monitor's stored events) are inclusive row
+    ranges. Rows without a score (NaN, never flagged) are left out of the AUCs.
     """
     labels = events_to_flags(true_events, len(scores))
-    counts = event_counts(true_events, detected_events(flags, max_gap, lead))
+    counts = event_counts(true_events, found_events)
     points = point_metrics(labels, flags)
     scored = ~np.isnan(scores)
     both_classes = 0 < labels[scored].sum() < scored.sum()
@@ -303,6 +301,17 @@ def failed_series(true_events: Sequence[tuple[int, int]], failure: DetectorFailu
         "fn": len(true_events),
         "error": str(failure),
     }
+
+
+def half(series: str) -> str:
+    """``tune`` or ``confirm``: the half a series (a channel, a file, a data set) belongs to,
+    fixed by a hash of its name. Defaults are chosen on ``tune``; ``confirm`` only reports."""
+    return "tune" if hashlib.sha256(series.encode()).digest()[0] % 2 == 0 else "confirm"
+
+
+def with_halves(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (each with its ``half``) plus a copy of every row as half ``all``."""
+    return pd.concat([rows.assign(half="all"), rows], ignore_index=True)
 
 
 def summarise_series(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:

@@ -1,14 +1,17 @@
 """SMAP/MSL telemetry: train on ``train/<chan>.npy``, score ``test/<chan>.npy``, count events.
 
-    .venv/bin/python -m benchmarks.smap [--data-dir DIR] [--detectors ar,nar] [--window 32]
+    .venv/bin/python -m benchmarks.smap [--data-dir DIR] [--detectors ar,ar(window=16)]
 
 The data folder holds ``labeled_anomalies.csv`` (telemanom's labels) and either ``train/`` and
 ``test/`` folders or tarballs that unpack to them (Merlion's ``SMAP.tar.gz``); a tarball is
 unpacked once into a cache folder outside the repository. Every channel the labels list and
-the data holds is run, of either spacecraft. A channel's training array is the initial
-baseline and its test array is scored after it, step by step (``benchmarks.streaming``: the
-two are separate segments, which windows never cross); the flags on the test array become
-events, counted as Orion does: TP, FP and FN summed over channels, then F1. ``--columns``
+the data holds is run, of either spacecraft. Each channel is a monitor (the template
+``benchmarks/monitors/smap.yaml``, run by ``benchmarks.monitored`` through the product's own
+jobs): its training array, one step a minute, is the baseline; its test array starts at the
+first midnight after it that leaves a gap longer than a window's look-back (so no window
+or smoothing crosses from one into the other), and is walked forward a day at a time. The
+stored events on the test array are counted as Orion does: TP, FP and FN summed over
+channels, then F1, over all channels and over each half (``benchmarks.common.half``). ``--columns``
 picks the channel's columns: ``value`` (the telemetry value, column 0, as Orion uses) or
 ``all`` (the value and the 24 command flags).
 """
@@ -26,7 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from atalaia.config import Monitor
 from atalaia.evaluation import markdown_table
+from atalaia.representation import lookback
 from benchmarks.common import (
     DetectorFailure,
     DetectorSpec,
@@ -35,6 +40,7 @@ from benchmarks.common import (
     code_version,
     failed_series,
     failures_section,
+    half,
     log,
     orion_signals,
     provenance,
@@ -45,21 +51,24 @@ from benchmarks.common import (
     series_metrics,
     setup,
     summarise_series,
+    with_halves,
     write_results,
 )
-from benchmarks.streaming import (
-    TIME_SERIES_POLICY,
-    StreamPolicy,
-    add_stream_options,
-    stream,
-    stream_policy,
+from benchmarks.monitored import (
+    load_template,
+    monitor_document,
+    row_results,
+    run_monitored,
 )
 
 LABELS_FILE = "labeled_anomalies.csv"
+# Where every channel's series starts (its steps are a minute apart).
+SERIES_START = pd.Timestamp("2000-01-01", tz="UTC")
 # --columns: which of a channel's 25 columns the detectors see
 COLUMNS = {"value": [0], "all": list(range(25))}
 SUMMARY_COLUMNS = [
     "detector",
+    "half",
     "series",
     "failed",
     "tp",
@@ -154,57 +163,86 @@ def channel_arrays(folders: list[Path], channel: str) -> tuple[np.ndarray, np.nd
     return None
 
 
+def channel_frame(
+    train: np.ndarray, test: np.ndarray, lookback_steps: int
+) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The channel as one series of one-minute steps, and where its test array starts: the
+    first midnight after the training array that leaves more than ``lookback_steps`` empty
+    steps between them."""
+    train_stamps = SERIES_START + pd.to_timedelta(np.arange(len(train)), "min")
+    test_start = (train_stamps[-1] + pd.Timedelta(minutes=lookback_steps + 1)).ceil("D")
+    test_stamps = test_start + pd.to_timedelta(np.arange(len(test)), "min")
+    values = np.vstack([train, test])
+    frame = pd.DataFrame(values, columns=[f"x{i}" for i in range(values.shape[1])])
+    frame.insert(0, "ts", train_stamps.append(test_stamps))
+    return frame, test_start
+
+
 def run_channel(
     channel: Channel,
     train: np.ndarray,
     test: np.ndarray,
     specs: list[DetectorSpec],
     seed: int,
-    policy: StreamPolicy,
+    template: dict,
 ) -> list[dict]:
     """One result row per detector for one channel (arrays already cut to the columns)."""
-    segment = np.repeat([0, 1], [len(train), len(test)])
-    values = np.vstack([train, test])
     rows = []
     for spec in specs:
         row = {
             "spacecraft": channel.spacecraft,
             "channel": channel.name,
+            "half": half(channel.name),
             "detector": spec.label,
             "code": code_version(),
             "train_rows": len(train),
             "test_rows": len(test),
         }
+        document = monitor_document(
+            template,
+            spec,
+            seed,
+            name="channel",
+            source="series.parquet",
+            features=[f"x{i}" for i in range(train.shape[1])],
+            frequency="1min",
+            # a placeholder baseline: its end is set below, once the look-back is known
+            baseline=(SERIES_START, SERIES_START + pd.Timedelta(days=1)),
+        )
+        monitor = Monitor.model_validate(document)
+        frame, test_start = channel_frame(train, test, lookback(monitor) // monitor.step)
+        end = test_start + pd.Timedelta(minutes=len(test))
+        document["baseline"] = {"start": SERIES_START.isoformat(), "end": test_start.isoformat()}
         try:
-            run = stream(spec, values, len(train), policy, seed, segment)
+            monitored = run_monitored(document, frame, end)
         except DetectorFailure as failure:
             rows.append(row | failed_series(channel.anomalies, failure))
             continue
-        tested = slice(len(train), None)
+        tested = frame["ts"].iloc[len(train) :].reset_index(drop=True)
+        scores, flags, events = row_results(monitored, tested, monitor.step)
         rows.append(
             row
-            | {"fits": run.fits}
-            | series_metrics(
-                run.scores[tested],
-                run.flags[tested],
-                channel.anomalies,
-                run.policy.max_gap,
-                run.policy.event_lead,
-            )
-            | {"fit_seconds": run.fit_seconds, "score_seconds": run.score_seconds}
+            | {"fits": 1 + monitored.retrains}
+            | series_metrics(scores, flags, channel.anomalies, events)
+            | {"fit_seconds": monitored.fit_seconds, "score_seconds": monitored.score_seconds}
         )
     return rows
 
 
 def summary(rows: pd.DataFrame, spacecraft: str, published_dir: Path) -> pd.DataFrame:
-    """Per detector on one spacecraft, with F1 also on the signals Orion evaluated."""
-    mine = rows[rows["spacecraft"] == spacecraft]
-    table = summarise_series(mine, ["detector"])
+    """Per detector and half (``all``, ``tune``, ``confirm``) on one spacecraft, with F1 also
+    on the signals Orion evaluated."""
+    mine = with_halves(rows[rows["spacecraft"] == spacecraft])
+    table = summarise_series(mine, ["detector", "half"])
     signals = orion_signals(published_dir, spacecraft)
     on_orion = mine[mine["channel"].isin(signals)]
     if signals and not on_orion.empty:
-        orion_f1 = summarise_series(on_orion, ["detector"]).set_index("detector")["event_f1"]
-        table["event_f1_orion_signals"] = table["detector"].map(orion_f1)
+        orion_f1 = summarise_series(on_orion, ["detector", "half"]).set_index(["detector", "half"])[
+            "event_f1"
+        ]
+        table["event_f1_orion_signals"] = pd.MultiIndex.from_frame(table[["detector", "half"]]).map(
+            orion_f1.to_dict().get
+        )
     return table.reindex(columns=SUMMARY_COLUMNS)
 
 
@@ -212,7 +250,7 @@ def report(
     rows: pd.DataFrame,
     summaries: dict[str, pd.DataFrame],
     published_dir: Path,
-    policy: StreamPolicy,
+    template: str,
     columns: str,
     missing: list[str],
 ) -> str:
@@ -220,9 +258,14 @@ def report(
     text = [
         "# SMAP/MSL telemetry: event F1 as Orion counts it\n",
         provenance(),
-        "- protocol: the training array `train/<chan>.npy` is the initial baseline, the test "
-        "array `test/<chan>.npy` is scored after it, walking forward (`benchmarks.streaming`): "
-        f"{policy.describe()}.",
+        "- protocol: each channel is a monitor from the template "
+        f"`benchmarks/monitors/{template}.yaml`, run through the product's jobs "
+        "(`benchmarks.monitored`): the training array `train/<chan>.npy`, a step a minute, is "
+        "the baseline; the test array `test/<chan>.npy` starts at the next midnight that "
+        "leaves a gap longer than a window's look-back, and is ingested and scored a day at a "
+        "time (`atalaia.walk`); the stored events are counted.",
+        "- halves: `tune` and `confirm` split the channels by a hash of their name "
+        "(`benchmarks.common.half`); defaults are chosen on `tune` only, `all` is every channel.",
         f"- columns: `{columns}` ({len(COLUMNS[columns])} per step); the same settings for "
         "every channel and detector.",
         "- TP/FP/FN are summed over channels, then F1 = 2TP / (2TP + FP + FN); a channel a "
@@ -255,16 +298,18 @@ def report(
 def main() -> None:
     """Run the benchmark and write ``benchmarks/results/smap.md`` and ``smap.csv``."""
     parser = argument_parser(__doc__.splitlines()[0], "smap", "smap")
-    add_stream_options(parser, TIME_SERIES_POLICY)
+    parser.add_argument(
+        "--template",
+        default="smap",
+        help="monitor template in benchmarks/monitors/ (default: %(default)s)",
+    )
     parser.add_argument("--channels", help="comma-separated channel ids (default: all listed)")
     parser.add_argument("--columns", choices=sorted(COLUMNS), default="value")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     add_reuse_option(parser)
     args = parser.parse_args()
     specs = setup(args)
-    policy = stream_policy(args)
-    if policy.seasons:
-        parser.error("--seasons: SMAP's arrays have no timestamps to measure a season in")
+    template = load_template(args.template)
     channels = load_channels(args.data_dir / LABELS_FILE)
     if args.channels:
         wanted = set(args.channels.split(","))
@@ -278,7 +323,7 @@ def main() -> None:
             continue
         log(f"{channel.spacecraft} {channel.name}")
         train, test = (array[:, COLUMNS[args.columns]] for array in arrays)
-        rows += run_channel(channel, train, test, specs, args.seed, policy)
+        rows += run_channel(channel, train, test, specs, args.seed, template)
     if not rows:
         parser.error(f"no channel of {args.data_dir / LABELS_FILE} found in {args.data_dir}")
     kept = reused_rows(args.reuse, specs)
@@ -287,7 +332,7 @@ def main() -> None:
         spacecraft: summary(frame, spacecraft, args.published_dir)
         for spacecraft in frame["spacecraft"].unique()
     }
-    text = report(frame, summaries, args.published_dir, policy, args.columns, missing)
+    text = report(frame, summaries, args.published_dir, args.template, args.columns, missing)
     if args.reuse is not None:
         text += reuse_note(kept, args.reuse) + "\n"
     tables = {"": frame, "summary": pd.concat(summaries, names=["spacecraft"]).reset_index(0)}

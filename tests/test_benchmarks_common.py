@@ -26,7 +26,6 @@ from benchmarks.common import (
     subsample,
     summarise_series,
 )
-from benchmarks.streaming import StreamPolicy
 from detectors.gmm import GaussianMixtureDetector
 
 # --- specs --------------------------------------------------------------------------------
@@ -155,22 +154,21 @@ def test_tabular_files_are_chosen_by_stem_or_name(tmp_path: Path) -> None:
 def test_series_metrics_count_events_and_points() -> None:
     scores = np.array([0.1, 0.2, 0.9, 0.8, 0.1, 0.7, 0.1, 0.1])
     flags = np.array([0, 0, 1, 0, 0, 1, 1, 0], dtype=bool)
-    row = series_metrics(scores, flags, [(2, 3)])
+    found = [(2, 2), (5, 6)]  # the monitor's events
+    row = series_metrics(scores, flags, [(2, 3)], found)
     assert (row["tp"], row["fp"], row["fn"], row["flagged_rows"]) == (1, 1, 0, 3)
     assert row["auc_roc"] == 1.0
     assert row["point_f1"] == pytest.approx(2 / 5)  # TP 1, FP 2, FN 1
     assert row["point_f1_pa"] == pytest.approx(4 / 6)  # TP 2, FP 2, FN 0
-    no_events = series_metrics(scores, flags, [])
+    no_events = series_metrics(scores, flags, [], found)
     assert no_events["auc_roc"] is None and no_events["fp"] == 2
-    merged = series_metrics(scores, flags, [(2, 3)], max_gap=2)
-    assert (merged["tp"], merged["fp"]) == (1, 0), "the flags 2 rows apart are one event"
-    led = series_metrics(scores, np.array([0, 0, 0, 0, 0, 1, 0, 0], dtype=bool), [(2, 3)], lead=2)
-    assert (led["tp"], led["fp"]) == (1, 0), "a flag's event starts 2 rows earlier, at row 3"
+    merged = series_metrics(scores, flags, [(2, 3)], [(2, 6)])
+    assert (merged["tp"], merged["fp"]) == (1, 0), "one event over both runs of flags"
 
 
 def test_rows_without_a_score_are_left_out_of_the_aucs() -> None:
     scores = np.array([np.nan, np.nan, 0.1, 0.9, 0.2])
-    row = series_metrics(scores, np.zeros(5, dtype=bool), [(0, 0), (3, 3)])
+    row = series_metrics(scores, np.zeros(5, dtype=bool), [(0, 0), (3, 3)], [])
     assert row["auc_roc"] == 1.0 and row["fn"] == 2
 
 
@@ -228,24 +226,29 @@ def test_smap_arrays_come_from_a_tarball_unpacked_into_the_cache(tmp_path: Path)
     assert smap.array_folders(data, cache) == folders  # unpacked once
 
 
-def test_nab_file_trains_on_the_probation_and_counts_windows_after_it() -> None:
-    stamps = pd.date_range("2026-01-01", periods=2000, freq="5min")
-    values = np.random.default_rng(0).normal(size=2000)
-    values[1500:1510] += 12.0
+def test_nab_file_is_a_monitor_trained_on_the_probation_and_scored_after_it() -> None:
+    stamps = pd.date_range("2026-01-01", periods=4000, freq="5min")
+    values = np.random.default_rng(0).normal(size=4000)
+    values[3500:3510] += 12.0
     frame = pd.DataFrame({"timestamp": stamps, "value": values})
-    windows = [(stamps[1450], stamps[1550])]
-    policy = StreamPolicy(window=4, alpha=1e-3, retrain_every=500)
+    windows = [(stamps[3450], stamps[3550])]
+    template = nab.load_template("nab") | {"schedule": {"score": "@daily", "retrain": "@weekly"}}
+    spec = parse_spec("ar(window=4)")
     rows, scores = nab.run_file(
-        "cat/f.csv", frame, windows, [parse_spec("ar")], 0, policy, pd.Timedelta(hours=1)
+        "cat/f.csv", frame, windows, [spec], 0, template, pd.Timedelta(hours=1)
     )
     (row,) = rows
-    assert row["probation_rows"] == 300 and row["fits"] == 4  # 1,700 rows after, 500 a time
+    # 600 probation rows (2026-01-01 to 01-03 02:00); the rest runs to 01-14 21:15: the
+    # weekly retrain ticks on Sunday 01-04 and 01-11
+    assert row["probation_rows"] == 600 and row["fits"] == 3
     assert row["labelled_events"] == 1 and row["tp"] == 1
-    alerts = scores["ar"]
-    assert len(alerts) == 2000 and (alerts >= 0).all()
-    assert alerts[1500] > np.percentile(alerts[300:1450], 99)
-    assert (alerts[1501:1510] < alerts[1500]).all(), "an hour's hold: the incident pages once"
+    alerts = scores[spec.label]
+    assert len(alerts) == 4000 and (alerts >= 0).all()
+    assert alerts[3500] > np.percentile(alerts[600:3450], 99)
+    paged = alerts[3500:3510][alerts[3500:3510] > 0]
+    assert 0 < len(paged) < 10 and (np.diff(paged) > 0).all(), "pages again only to escalate"
     assert nab.hold_rows(frame["timestamp"], pd.Timedelta(days=1)) == 288
+    assert nab.frequency(frame["timestamp"]) == "5min"
 
 
 def test_orion_f1_table_is_read_by_pipeline_and_data_set(tmp_path: Path) -> None:
