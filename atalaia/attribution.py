@@ -17,6 +17,7 @@ feature", a non-negative share that sums to 1. The rule, in one place:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -54,8 +55,10 @@ def stored_shares(top_features: list[dict[str, Any]]) -> list[float]:
 
 
 def shares_text(top_features: list[dict[str, Any]]) -> str:
-    """Stored top features as people read them: ``latency_ms 62%, cpu 21%``."""
+    """Stored top features as people read them: ``latency_ms 62%, cpu 21%`` (percentages
+    rounded half up, as SQL's ``round`` does for the dashboard)."""
     shares = stored_shares(top_features)
     return ", ".join(
-        f"{item['feature']} {share:.0%}" for item, share in zip(top_features, shares, strict=True)
+        f"{item['feature']} {math.floor(share * 100 + 0.5)}%"
+        for item, share in zip(top_features, shares, strict=True)
     )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import detectors
-from atalaia.attribution import feature_shares
+from atalaia.attribution import feature_shares, shares_text, stored_shares
 
 
 def test_positive_contributions_are_normalised_per_row() -> None:
@@ -55,3 +55,15 @@ def test_shares_of_a_detectors_attribution_point_at_the_shifted_feature(kind: st
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
     np.testing.assert_array_equal(shares[:, :2], 0.0)
     np.testing.assert_allclose(shares[:, 2], 1.0)
+
+
+def test_stored_top_features_read_as_percentages() -> None:
+    items = [
+        {"feature": "latency_ms", "contribution": 9.0, "share": 0.625},
+        {"feature": "cpu", "contribution": 2.0, "share": 0.3749},
+    ]
+    assert shares_text(items) == "latency_ms 63%, cpu 37%"
+    # Items stored before shares were kept: shares among themselves.
+    legacy = [{"feature": "a", "contribution": 3.0}, {"feature": "b", "contribution": -1.0}]
+    assert stored_shares(legacy) == [1.0, 0.0]
+    assert shares_text(legacy) == "a 100%, b 0%"

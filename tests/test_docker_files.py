@@ -25,11 +25,12 @@ from packaging.specifiers import SpecifierSet
 from sqlalchemy import text
 
 from atalaia import jobs, store
+from atalaia.attribution import shares_text
 from atalaia.config import Monitor
 from atalaia.metrics import METRICS
+from atalaia.queries import events_as_scored, scores_as_scored
 from atalaia.settings import Settings
 from storage.engine import transaction
-from storage.events import events_overlapping
 from storage.models import Base
 from tests.conftest import REPO
 
@@ -366,9 +367,25 @@ def dashboard() -> dict[str, Any]:
     return json.loads((DOCKER / "grafana" / "dashboards" / "atalaia.json").read_text())
 
 
-def sql_panel(dashboard: dict[str, Any]) -> str:
-    (panel,) = [p for p in dashboard["panels"] if p["datasource"]["uid"] == "atalaia-store"]
+EVENTS_PANEL = "Events (from the store)"
+SCORES_PANEL = "Score (z) per entity (from the store)"
+
+
+def sql_panel(dashboard: dict[str, Any], title: str = EVENTS_PANEL) -> str:
+    (panel,) = [p for p in dashboard["panels"] if p["title"] == title]
     return panel["targets"][0]["rawSql"]
+
+
+def variables(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+
+
+def datasource_type(dashboard: dict[str, Any], reference: dict[str, str]) -> str:
+    """The plugin type a panel's ``${variable}`` datasource stands for."""
+    name = re.fullmatch(r"\$\{(\w+)\}", reference["uid"]).group(1)
+    variable = variables(dashboard)[name]
+    assert variable["type"] == "datasource"
+    return variable["query"]
 
 
 def test_the_datasources_reach_prometheus_and_the_store_read_only(
@@ -404,8 +421,11 @@ def test_every_panel_uses_a_provisioned_datasource_and_exported_metrics(
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     used: set[str] = set()
+    provisioned = {source["type"]: source for source in datasources.values()}
     for panel in dashboard["panels"]:
-        source = datasources[panel["datasource"]["uid"]]
+        # A datasource variable, never a uid: the dashboard imports into any Grafana.
+        kind = datasource_type(dashboard, panel["datasource"])
+        source = provisioned[kind]
         assert panel["datasource"]["type"] == source["type"], panel["title"]
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
@@ -429,9 +449,15 @@ def test_every_panel_uses_a_provisioned_datasource_and_exported_metrics(
         "atalaia_drift_detected",
         "atalaia_champion_version",
     } <= used
-    (variable,) = dashboard["templating"]["list"]
-    assert variable["name"] == "monitor"
-    assert variable["datasource"]["uid"] == "atalaia-prometheus"
+    named = variables(dashboard)
+    for name, uid in (("prometheus", "atalaia-prometheus"), ("store", "atalaia-store")):
+        assert named[name]["current"]["value"] == uid  # the provisioned one by default
+        assert datasources[uid]["type"] == named[name]["query"]
+    variable = named["monitor"]
+    assert variable["datasource"] == {"type": "prometheus", "uid": "${prometheus}"}
+    assert named["entity"]["datasource"]["uid"] == "${store}"
+    assert "$__timeFilter(s.ts)" in named["entity"]["query"]
+    assert "airflow_url" in named
     assert re.search(r"label_values\((atalaia_\w+), monitor\)", variable["definition"]).group(
         1
     ) in set(METRICS)
@@ -448,49 +474,91 @@ def test_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
                 cells[x, y] = panel["title"]
 
 
-def test_the_events_query_names_tables_and_columns_of_the_store(dashboard: dict[str, Any]) -> None:
-    sql = sql_panel(dashboard)
-    aliases = dict(re.findall(r"(?:FROM|JOIN) (\w+) AS (\w+)", sql))
+@pytest.mark.parametrize("title", [EVENTS_PANEL, SCORES_PANEL])
+def test_the_store_queries_name_tables_and_columns_of_the_store(
+    dashboard: dict[str, Any], title: str
+) -> None:
+    sql = sql_panel(dashboard, title)
+    aliases = {alias: table for table, alias in re.findall(r"(?:FROM|JOIN) (\w+) AS (\w+)", sql)}
     tables = Base.metadata.tables
-    assert set(aliases) <= set(tables) and "events" in aliases
-    by_alias = {alias: table for table, alias in aliases.items()}
+    assert set(aliases.values()) <= set(tables) and {"runs", "batches"} <= set(aliases.values())
     for alias, column in re.findall(r"\b(\w+)\.(\w+)\b", sql):
-        if alias in by_alias:
-            assert column in tables[by_alias[alias]].c, f"{alias}.{column}"
+        if alias in aliases:
+            assert column in tables[aliases[alias]].c, f"{alias}.{column}"
+
+
+def test_an_event_row_links_to_its_drilldown_page(dashboard: dict[str, Any]) -> None:
+    (panel,) = [p for p in dashboard["panels"] if p["title"] == EVENTS_PANEL]
+    links = [
+        link
+        for override in panel["fieldConfig"]["overrides"]
+        for item in override["properties"]
+        if item["id"] == "links"
+        for link in item["value"]
+    ]
+    assert [link["url"] for link in links] == [
+        "${airflow_url}/atalaia/monitors/${__data.fields.monitor}/events/${__data.fields.id}"
+    ]
+    assert '"id"' in sql_panel(dashboard) and '"monitor"' in sql_panel(dashboard)
 
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 
 
+def grafana_sql(sql: str, start: datetime, end: datetime) -> str:
+    """Grafana's rendering of the macros and of multi-value $monitor and $entity."""
+    return (
+        sql.replace("$monitor", "'servers','another'")
+        .replace("$entity", "'host-3','host-5'")
+        .replace(
+            "$__timeFilter(s.ts)", f"s.ts BETWEEN '{start.isoformat()}' AND '{end.isoformat()}'"
+        )
+        .replace("$__timeFrom()", f"'{start.isoformat()}'")
+        .replace("$__timeTo()", f"'{end.isoformat()}'")
+    )
+
+
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
-def test_the_events_query_lists_the_stores_events_on_postgresql(
+def test_the_store_panels_show_findings_as_scored_on_postgresql(
     dashboard: dict[str, Any], servers: Monitor, settings: Settings
 ) -> None:
+    """Version 1 scores day 8, version 2 (promoted) day 10: the events table and the score
+    panel show both days, each as its version found it, as atalaia.queries reads them."""
     day = timedelta(days=1)
-    for n in range(3):
+    for n in (0, 1, 2, 8, 10):
         jobs.ingest(servers, T0 + n * day, T0 + (n + 1) * day, settings=settings)
     jobs.train(servers, settings=settings)
-    jobs.ingest(servers, T0 + 8 * day, T0 + 9 * day, settings=settings)
     jobs.score(servers, T0 + 8 * day, T0 + 9 * day, settings=settings)
-    # Grafana's rendering of the macros and of a multi-value $monitor.
-    sql = (
-        sql_panel(dashboard)
-        .replace("$monitor", "'servers','another'")
-        .replace("$__timeFrom()", "'2026-01-13T00:00:00Z'")
-        .replace("$__timeTo()", "'2026-01-14T00:00:00Z'")
-    )
+    jobs.train(servers, settings=settings)
+    jobs.promote_version(servers, 2, "a test promotion", settings=settings)
+    jobs.score(servers, T0 + 10 * day, T0 + 11 * day, settings=settings)
+    start, end = T0 + 8 * day, T0 + 11 * day
     engine = store.engine(settings.store_url)
     with engine.connect() as connection:
-        rows = connection.execute(text(sql)).mappings().all()
+        rows = connection.execute(text(grafana_sql(sql_panel(dashboard), start, end)))
+        rows = rows.mappings().all()
+        points = (
+            connection.execute(text(grafana_sql(sql_panel(dashboard, SCORES_PANEL), start, end)))
+            .mappings()
+            .all()
+        )
     with transaction(engine) as session:
-        expected = events_overlapping(session, 1, T0 + 8 * day, T0 + 9 * day)
-    assert expected
-    assert sorted((r["entity"], r["start"]) for r in rows) == sorted(
-        (e.entity, e.start_ts) for e in expected
-    )
+        expected = events_as_scored(session, 1, start, end)
+        scores = scores_as_scored(session, 1, start, end)
+    assert {version for _, version in expected} == {1, 2}
+    assert sorted(r["id"] for r in rows) == sorted(e.id for e, _ in expected)
     for row in rows:
-        event = next(e for e in expected if (e.entity, e.start_ts) == (row["entity"], row["start"]))
-        assert row["monitor"] == "servers"
+        event, version = next((e, v) for e, v in expected if e.id == row["id"])
+        assert (row["monitor"], row["entity"], row["start"]) == (
+            "servers",
+            event.entity,
+            event.start_ts,
+        )
         assert row["peak z"] == event.peak_z
-        assert row["model version"] == 1
-        assert row["top features"] == ", ".join(i["feature"] for i in event.top_features)
+        assert row["model version"] == version
+        assert row["top features"] == shares_text(event.top_features)
+    chosen = scores[scores["entity"].isin(["host-3", "host-5"])]
+    assert len(points) == len(chosen) == 2 * 2 * 288
+    assert sorted((p["metric"], p["time"], p["z"]) for p in points) == sorted(
+        zip("servers/" + chosen["entity"], chosen["ts"], chosen["z"], strict=True)
+    )
