@@ -135,6 +135,34 @@ class GaussianMixtureDetector(Detector):
                 out[_rows_columns(chunk, columns)] = contributions
         return out
 
+    def conditional_moments(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of each feature given all the others, in the data's
+        units: the moments of the mixture's conditional ``p(x_j | x_-j)``, the band a
+        feature was expected in. NaN for rows with a missing value."""
+        values = self._as_array(X)
+        mean, sd = np.full(values.shape, np.nan), np.full(values.shape, np.nan)
+        complete = ~np.isnan(values).any(axis=1)
+        if not complete.any():
+            return mean, sd
+        Z = self._standardise(values[complete])
+        joint = _component_log_densities(Z, self.means_, self.precisions_cholesky_)
+        joint += np.log(self.weights_)
+        # log w_k N_k(z_-j): how well the other features fit component k, (n, K, d)
+        others = joint[:, :, None] - _conditional_log_densities(
+            Z, self.means_, self.precisions_cholesky_
+        )
+        responsibility = np.exp(others - logsumexp(others, axis=1, keepdims=True))
+        first, second = np.zeros(Z.shape), np.zeros(Z.shape)
+        for k, chol in enumerate(self.precisions_cholesky_):
+            precision = chol @ chol.T
+            diagonal = np.diagonal(precision)
+            expected = Z - ((Z - self.means_[k]) @ precision) / diagonal
+            first += responsibility[:, k, :] * expected
+            second += responsibility[:, k, :] * (expected**2 + 1 / diagonal)
+        mean[complete] = first * self.scale_ + self.center_
+        sd[complete] = np.sqrt(np.maximum(second - first**2, 0.0)) * self.scale_
+        return mean, sd
+
     def _marginal(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Means and precision Cholesky factors of every component over ``observed`` features."""
         if observed.all():

@@ -123,3 +123,34 @@ def test_fitting_uses_the_complete_rows() -> None:
         GaussianMixtureDetector().fit(np.array([[1.0, np.nan], [np.nan, 2.0], [3.0, np.nan]]))
     with pytest.raises(ValueError, match="no observed values in feature\\(s\\): x1"):
         GaussianMixtureDetector().fit(np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]]))
+
+
+def test_conditional_moments_are_the_gaussian_conditional() -> None:
+    """One component: x_j given the rest is Gaussian with the textbook mean and variance."""
+    train = correlated(4000, seed=3)
+    model = GaussianMixtureDetector(n_components=1, reg_covar=0.0).fit(train)
+    covariance = np.linalg.inv(model.precisions_cholesky_[0] @ model.precisions_cholesky_[0].T)
+    covariance = covariance * np.outer(model.scale_, model.scale_)
+    centre = model.means_[0] * model.scale_ + model.center_
+    rows = correlated(5, seed=4)
+    rows[2, 1] = np.nan
+    mean, sd = model.conditional_moments(rows)
+    for j in range(4):
+        rest = [k for k in range(4) if k != j]
+        weights = covariance[j, rest] @ np.linalg.inv(covariance[np.ix_(rest, rest)])
+        expected = centre[j] + (rows[:, rest] - centre[rest]) @ weights
+        variance = covariance[j, j] - weights @ covariance[rest, j]
+        complete = [0, 1, 3, 4]
+        np.testing.assert_allclose(mean[complete, j], expected[complete], rtol=1e-6)
+        np.testing.assert_allclose(sd[complete, j], np.sqrt(variance), rtol=1e-6)
+    assert np.isnan(mean[2]).all() and np.isnan(sd[2]).all()
+
+
+def test_conditional_moments_of_a_mixture_follow_the_likely_component() -> None:
+    """Between two far clusters, the conditional sits on the cluster the others point to."""
+    model = detectors.create("gmm", n_components=2).fit(two_clusters(2000, seed=5))
+    left, right = np.array([[-4.0, 0.0, 2.0]]), np.array([[4.0, 1.0, -2.0]])
+    for cluster in (left, right):
+        row = cluster * [1.0, 20.0, 0.5]
+        mean, sd = model.conditional_moments(row)
+        assert abs(mean[0, 0] - row[0, 0]) < 3 * sd[0, 0] < 4.0
