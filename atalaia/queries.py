@@ -1,4 +1,6 @@
-"""Reads of the store for people: what was found, as it was scored.
+"""Reads of the store for people: what was found, as it was scored; and the on-call page's
+monitors, swimlanes, events and model versions (``atalaia.airflow_plugin``), as JSON-ready
+values (times as ISO 8601 UTC).
 
 A batch may have been scored by more than one model version (scored, then a new champion
 promoted and the batch scored again). **The version that scored a batch** is the model of
@@ -14,13 +16,20 @@ for PostgreSQL; ``tests/test_docker_files.py`` checks that both give the same ev
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Row, Select, and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from storage.models import BatchRow, EventRow, ModelRow, RunRow, ScoreRow
+from atalaia.attribution import stored_shares
+from atalaia.config import Monitor
+from atalaia.errors import NotFoundError
+from storage.batches import batches_overlapping
+from storage.labels import labels_overlapping
+from storage.models import BatchRow, EventRow, LabelRow, ModelRow, MonitorRow, RunRow, ScoreRow
+from storage.registry import champion, list_models
 from storage.scores import COLUMNS as SCORE_COLUMNS
 
 # -- scores and events as scored (alerts, report, CLI, API) ------------------------------
@@ -128,3 +137,256 @@ def stored_events(
     )
     by_key = {(row.entity, row.start_ts): row for row in rows}
     return [by_key[key] for key in keys if key in by_key]
+
+
+# -- the on-call page -------------------------------------------------------------------
+
+# Most columns a swimlane is cut into; a cell is a whole number of the monitor's steps.
+SWIMLANE_COLUMNS = 96
+# The widest range an event list without bounds covers.
+EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+
+
+def iso(stamp: datetime | None) -> str | None:
+    """``stamp`` as ISO 8601 UTC, or None."""
+    return None if stamp is None else pd.Timestamp(stamp).tz_convert("UTC").isoformat()
+
+
+def monitor_names(session: Session) -> list[str]:
+    """The names of the monitors some job has run for, sorted."""
+    return list(session.scalars(select(MonitorRow.name).order_by(MonitorRow.name)))
+
+
+def stored_monitor(session: Session, name: str) -> tuple[MonitorRow, Monitor]:
+    """The monitor's row and its configuration as a job last saw it."""
+    row = session.scalars(select(MonitorRow).where(MonitorRow.name == name)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"monitor {name}: no job has run for it yet")
+    return row, Monitor.model_validate(row.config)
+
+
+def monitor_overview(session: Session, name: str) -> dict[str, Any]:
+    """A monitor at a glance: champion, last scored interval, open events, drift, retraining."""
+    row, monitor = stored_monitor(session, name)
+    best = champion(session, row.id)
+    scored = _last_run(session, row.id, "score", "success")
+    events = monitor_events(session, name)
+    candidates = session.scalar(
+        select(func.count()).where(ModelRow.monitor_id == row.id, ModelRow.status == "candidate")
+    )
+    return {
+        "name": name,
+        "description": monitor.description or "",
+        "champion": None if best is None else _version_summary(best),
+        "last_scored": None
+        if scored is None
+        else {"start": iso(scored.interval_start), "end": iso(scored.interval_end)},
+        "open_events": sum(event["open"] for event in events),
+        "events": len(events),
+        "drift": _run_state(_last_run(session, row.id, "drift")),
+        "retraining": _run_state(_last_run(session, row.id, "retrain")),
+        "candidates": candidates,
+    }
+
+
+def monitor_events(
+    session: Session, name: str, start: datetime | None = None, end: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The monitor's events as scored (see the module), newest first; with ``start`` and
+    ``end``, those overlapping ``[start, end)``."""
+    row, _ = stored_monitor(session, name)
+    found = events_as_scored(session, row.id, start or EVER[0], end or EVER[1])
+    verdicts = _verdicts(session, row.id)
+    return [
+        _event_summary(event, version, verdicts.get((event.entity, event.start_ts, event.end_ts)))
+        for event, version in reversed(found)
+    ]
+
+
+def swimlane(session: Session, name: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """The strongest z per entity and time cell over ``[start, end)``, as scored.
+
+    The range is cut into at most ``SWIMLANE_COLUMNS`` cells of whole steps; ``z`` holds
+    one list per entity (None where nothing was scored), with the entity's events.
+    """
+    row, monitor = stored_monitor(session, name)
+    steps = max(1, -(-(end - start) // monitor.step))
+    cell = monitor.step * max(1, -(-steps // SWIMLANE_COLUMNS))
+    columns = max(1, -(-(end - start) // cell))
+    scorers = batch_scorers(row.id).subquery()
+    rows = session.execute(
+        select(ScoreRow.entity, ScoreRow.ts, ScoreRow.z)
+        .join(
+            scorers,
+            and_(scorers.c.batch_id == ScoreRow.batch_id, scorers.c.model_id == ScoreRow.model_id),
+        )
+        .where(ScoreRow.monitor_id == row.id, ScoreRow.ts >= start, ScoreRow.ts < end)
+    ).all()
+    owners, stamps, values = zip(*rows, strict=True) if rows else ((), (), ())
+    scores = pd.DataFrame(
+        {"entity": owners, "ts": pd.to_datetime(list(stamps), utc=True), "z": values}
+    )
+    entities = sorted(scores["entity"].unique())
+    grid: dict[str, list[float | None]] = {entity: [None] * columns for entity in entities}
+    if not scores.empty:
+        offsets = scores["ts"] - pd.Timestamp(start)
+        strongest = scores.assign(column=offsets // cell).groupby(["entity", "column"])["z"].max()
+        for (entity, index), z in strongest.items():
+            grid[entity][int(index)] = round(float(z), 3)
+    events = monitor_events(session, name, start, end)
+    return {
+        "start": iso(start),
+        "end": iso(end),
+        "cell_seconds": cell.total_seconds(),
+        "columns": columns,
+        "entities": [
+            {
+                "entity": entity,
+                "z": grid[entity],
+                "events": [event for event in events if event["entity"] == entity],
+            }
+            for entity in entities
+        ],
+    }
+
+
+def scored_range(session: Session, name: str) -> dict[str, str | None]:
+    """The first and last scored step of the monitor (None when nothing is scored)."""
+    row, _ = stored_monitor(session, name)
+    first, last = session.execute(
+        select(func.min(ScoreRow.ts), func.max(ScoreRow.ts)).where(ScoreRow.monitor_id == row.id)
+    ).one()
+    return {"first": iso(first), "last": iso(last)}
+
+
+def event_record(session: Session, event_id: int) -> tuple[EventRow, ModelRow, str]:
+    """An event, the model version that found it and its monitor's name."""
+    found = session.execute(
+        select(EventRow, ModelRow, MonitorRow.name)
+        .join(ModelRow, ModelRow.id == EventRow.model_id)
+        .join(MonitorRow, MonitorRow.id == EventRow.monitor_id)
+        .where(EventRow.id == event_id)
+    ).one_or_none()
+    if found is None:
+        raise NotFoundError(f"event {event_id}: no such event")
+    return found.tuple()
+
+
+def event_summary(session: Session, event: EventRow, model_version: int) -> dict[str, Any]:
+    """One event as ``monitor_events`` lists it."""
+    verdict = _verdicts(session, event.monitor_id).get((event.entity, event.start_ts, event.end_ts))
+    return _event_summary(event, model_version, verdict)
+
+
+def event_context(session: Session, event: EventRow) -> dict[str, Any]:
+    """What the store says around an event: its batches' quarantine and the labels on it."""
+    batches = batches_overlapping(session, event.monitor_id, event.start_ts, event.end_ts)
+    labels = [
+        label
+        for label in labels_overlapping(session, event.monitor_id, event.start_ts, event.end_ts)
+        if label.entity in (None, event.entity)
+    ]
+    return {
+        "batches": [
+            {
+                "start": iso(batch.interval_start),
+                "end": iso(batch.interval_end),
+                "rows": batch.row_count,
+                "quarantined": batch.quarantined_count,
+            }
+            for batch in batches
+        ],
+        "labels": [_label_summary(label) for label in labels],
+    }
+
+
+def model_versions(session: Session, name: str) -> list[dict[str, Any]]:
+    """Every model version of the monitor with its lineage, newest first."""
+    row, _ = stored_monitor(session, name)
+    return [
+        {
+            **_version_summary(model),
+            "status_reason": model.status_reason,
+            "baseline": {
+                "start": iso(model.baseline_start),
+                "end": iso(model.baseline_end),
+                "rows": model.baseline_rows,
+                "sha256": model.baseline_sha256,
+            },
+            "calibration_rows": model.calibration_rows,
+            "alpha": model.alpha,
+            "threshold": model.threshold,
+            "artifact_sha256": model.artifact_sha256,
+            "code_version": model.code_version,
+            "promoted_at": iso(model.promoted_at),
+            "previous_champion": model.previous_champion,
+            "evaluation": model.evaluation,
+        }
+        for model in list_models(session, row.id)
+    ]
+
+
+def _version_summary(model: ModelRow) -> dict[str, Any]:
+    return {
+        "version": model.version,
+        "status": model.status,
+        "detector": model.detector,
+        "trained_at": iso(model.trained_at),
+    }
+
+
+def _last_run(session: Session, monitor_id: int, job: str, status: str | None = None) -> RunRow:
+    query = select(RunRow).where(RunRow.monitor_id == monitor_id, RunRow.job == job)
+    if status is not None:
+        query = query.where(RunRow.status == status)
+    return session.scalars(query.order_by(RunRow.started_at.desc(), RunRow.id.desc())).first()
+
+
+def _run_state(run: RunRow | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "status": run.status,
+        "message": run.message or "",
+        "at": iso(run.finished_at or run.started_at),
+    }
+
+
+def _verdicts(session: Session, monitor_id: int) -> dict[tuple, str]:
+    """The newest label kind per exact (entity, start, end) span: an event's feedback."""
+    labels = session.scalars(
+        select(LabelRow).where(LabelRow.monitor_id == monitor_id).order_by(LabelRow.id)
+    )
+    return {(label.entity, label.start_ts, label.end_ts): label.kind for label in labels}
+
+
+def _event_summary(event: EventRow, version: int, verdict: str | None) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "entity": event.entity,
+        "start": iso(event.start_ts),
+        "end": iso(event.end_ts),
+        "peak": iso(event.peak_ts),
+        "peak_z": round(event.peak_z, 3),
+        "anomalies": event.anomalies,
+        "open": event.is_open,
+        "model_version": version,
+        "top_features": [
+            {"feature": item["feature"], "share": round(share, 4)}
+            for item, share in zip(
+                event.top_features, stored_shares(event.top_features), strict=True
+            )
+        ],
+        "verdict": verdict,
+    }
+
+
+def _label_summary(label: LabelRow) -> dict[str, Any]:
+    return {
+        "id": label.id,
+        "entity": label.entity,
+        "start": iso(label.start_ts),
+        "end": iso(label.end_ts),
+        "kind": label.kind,
+        "note": label.note,
+    }

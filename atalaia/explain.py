@@ -1,0 +1,104 @@
+"""An event explained by the model version that found it: the entity's features around
+the event, the band the model expected them in, and each feature's share of the evidence.
+
+The model is loaded from its artifact (checked against its sha256) and rerun on the landed
+rows around the event, the way scoring ran it (``atalaia.representation``): per step, its
+attribution gives each feature's contribution, turned into shares by
+``atalaia.attribution.feature_shares``. The event's shares are the shares of its steps'
+contributions summed. The expected band is the detector's predictive distribution of each
+feature given everything else it saw (mean +- ``BAND_SDS`` standard deviations), for the
+detectors that have one (``conditional_moments``: the ``gmm`` mixture's conditional); for
+the others the page shows the values alone and says so.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from atalaia.artifacts import load_model
+from atalaia.attribution import feature_shares
+from atalaia.config import Monitor
+from atalaia.errors import EmptyBatchError
+from atalaia.queries import iso
+from atalaia.representation import detector_input, feature_contributions, lookback
+from atalaia.training import landed_rows
+from atalaia.validation import entity_keys
+from storage.models import EventRow, ModelRow
+
+# Half-width of the expected band, in the predictive distribution's standard deviations.
+BAND_SDS = 3.0
+# Steps shown on each side of an event, at least.
+MIN_PADDING_STEPS = 12
+
+
+def padding(monitor: Monitor, event: EventRow) -> timedelta:
+    """Time shown on each side of an event: its own length, at least ``MIN_PADDING_STEPS``."""
+    return max(event.end_ts - event.start_ts + monitor.step, MIN_PADDING_STEPS * monitor.step)
+
+
+def explain_event(
+    session: Session, monitor: Monitor, event: EventRow, model: ModelRow
+) -> dict[str, Any]:
+    """The event's surroundings as the model saw them, JSON-ready (see the module)."""
+    pad = padding(monitor, event)
+    first, last = event.start_ts - pad, event.end_ts + monitor.step + pad
+    try:
+        rows = landed_rows(
+            session, monitor, model.monitor_id, first - lookback(monitor), last, "the event"
+        )
+    except EmptyBatchError:
+        rows = pd.DataFrame()
+    if rows.empty or not (entity_keys(rows, monitor) == event.entity).any():
+        return {"steps": [], "features": list(monitor.features), "band": None, "shares": {}}
+    rows = rows[entity_keys(rows, monitor) == event.entity]
+    detector, _ = load_model(model.artifact_path, model.artifact_sha256)
+    inputs = detector_input(rows, monitor)
+    shown = (inputs.ts >= first).to_numpy()
+    X = inputs.X[shown].reset_index(drop=True)
+    stamps = inputs.ts[shown].reset_index(drop=True)
+    contributions = feature_contributions(detector, X, monitor)
+    inside = ((stamps >= event.start_ts) & (stamps <= event.end_ts)).to_numpy()
+    event_shares = feature_shares(contributions[inside].sum(axis=0)) if inside.any() else None
+    values = rows.set_index(monitor.timestamp)[monitor.features].reindex(stamps)
+    band = _band(detector, X, monitor)
+    features = list(monitor.features)
+    return {
+        "features": features,
+        "steps": [iso(stamp) for stamp in stamps],
+        "values": {f: _floats(values[f].to_numpy()) for f in features},
+        "band": band,
+        "step_shares": {
+            f: _floats(column)
+            for f, column in zip(features, feature_shares(contributions).T, strict=True)
+        },
+        "shares": {}
+        if event_shares is None
+        else {f: round(float(s), 4) for f, s in zip(features, event_shares, strict=True)},
+        "band_sds": BAND_SDS,
+    }
+
+
+def _band(detector: Any, X: pd.DataFrame, monitor: Monitor) -> dict[str, Any] | None:
+    """Each feature's expected band at the step scored, or None without a predictive model."""
+    moments = getattr(detector, "conditional_moments", None)
+    if moments is None:
+        return None
+    mean, sd = moments(X)
+    # The step a window is scored for is its last: the last len(features) columns.
+    mean, sd = mean[:, -len(monitor.features) :], sd[:, -len(monitor.features) :]
+    return {
+        feature: {
+            "low": _floats(mean[:, j] - BAND_SDS * sd[:, j]),
+            "high": _floats(mean[:, j] + BAND_SDS * sd[:, j]),
+        }
+        for j, feature in enumerate(monitor.features)
+    }
+
+
+def _floats(values: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else round(float(v), 4) for v in values]
