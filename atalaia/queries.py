@@ -326,6 +326,12 @@ def model_versions(session: Session, name: str) -> list[dict[str, Any]]:
     ]
 
 
+def champion_detectors(session: Session) -> list[str]:
+    """The detector kinds of every monitor's champion."""
+    query = select(ModelRow.detector).where(ModelRow.status == "champion").distinct()
+    return sorted(session.scalars(query))
+
+
 def _version_summary(model: ModelRow) -> dict[str, Any]:
     return {
         "version": model.version,

@@ -9,7 +9,13 @@ plugins folder (``docs/on-call.md``).
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
 from airflow.plugins_manager import AirflowPlugin
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 URL_PREFIX = "/atalaia"
 
@@ -28,9 +34,15 @@ class AtalaiaPlugin(AirflowPlugin):
         }
     ]
 
-    @classmethod
-    def on_load(cls, *args, **kwargs) -> None:
-        """Build the app only when Airflow loads the plugin, not when this module is imported."""
-        from atalaia.airflow_plugin.app import create_app
+    @property
+    def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """The page's app, built when the api-server asks for it: other Airflow components
+        (scheduler, DAG processor) load plugins too and never import the page's code."""
+        return [{"app": _app(), "url_prefix": URL_PREFIX, "name": "Atalaia"}]
 
-        cls.fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Atalaia"}]
+
+@cache
+def _app() -> FastAPI:
+    from atalaia.airflow_plugin.app import create_app
+
+    return create_app()

@@ -15,6 +15,8 @@ sets it.
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
@@ -31,6 +33,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+import detectors
 from atalaia import queries, store
 from atalaia.config import as_utc
 from atalaia.errors import AtalaiaError, NotFoundError
@@ -38,6 +41,7 @@ from atalaia.settings import Settings
 from detectors import ArtifactError
 from storage.engine import transaction
 
+log = logging.getLogger(__name__)
 User = Annotated[BaseUser, Depends(get_user)]
 # The DAGs of a monitor (``dags/atalaia_dags.py``); access to a monitor is access to them.
 MONITOR_DAGS = ("score", "retrain")
@@ -105,10 +109,22 @@ def _session() -> Iterator[Session]:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """In the api-server only: import what a drill-down needs (the detectors) at start, not
-    on the first drill-down."""
-    importlib.import_module("atalaia.explain")
+    """In the api-server only: import what drill-downs need in the background (the
+    explanation code, the detector classes of the champions), so the first drill-down does
+    not wait for it."""
+    threading.Thread(target=_warm_up, name="atalaia-warm-up", daemon=True).start()
     yield
+
+
+def _warm_up() -> None:
+    try:
+        importlib.import_module("atalaia.explain")
+        with transaction(store.require_current(Settings.from_env().store_url)) as session:
+            kinds = queries.champion_detectors(session)
+        for kind in kinds:
+            detectors.detector_class(kind)
+    except Exception:  # the page works without it, only its first drill-down is slower
+        log.warning("atalaia: warming up the drill-down failed", exc_info=True)
 
 
 def _read(user: BaseUser, monitor: str, reader: Callable[[Session], Result]) -> Result:
