@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Row, Select, and_, exists, func, select
+from sqlalchemy import Row, Select, and_, exists, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from atalaia.attribution import stored_shares
@@ -213,14 +213,21 @@ def swimlane(session: Session, name: str, start: datetime, end: datetime) -> dic
     steps = max(1, -(-(end - start) // monitor.step))
     cell = monitor.step * max(1, -(-steps // SWIMLANE_COLUMNS))
     columns = max(1, -(-(end - start) // cell))
-    scorers = batch_scorers(row.id).subquery()
+    # (batch, version) pairs first: a join with batch_scorers is slow on SQLite
+    overlapping = batch_scorers(row.id).where(
+        BatchRow.interval_start < end, BatchRow.interval_end > start
+    )
+    scored_by = [
+        and_(ScoreRow.batch_id == batch, ScoreRow.model_id == model)
+        for batch, model in session.execute(overlapping)
+    ]
     rows = session.execute(
-        select(ScoreRow.entity, ScoreRow.ts, ScoreRow.z)
-        .join(
-            scorers,
-            and_(scorers.c.batch_id == ScoreRow.batch_id, scorers.c.model_id == ScoreRow.model_id),
+        select(ScoreRow.entity, ScoreRow.ts, ScoreRow.z).where(
+            ScoreRow.monitor_id == row.id,
+            ScoreRow.ts >= start,
+            ScoreRow.ts < end,
+            or_(false(), *scored_by),
         )
-        .where(ScoreRow.monitor_id == row.id, ScoreRow.ts >= start, ScoreRow.ts < end)
     ).all()
     owners, stamps, values = zip(*rows, strict=True) if rows else ((), (), ())
     scores = pd.DataFrame(

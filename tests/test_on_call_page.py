@@ -210,6 +210,7 @@ def test_anonymous_and_forged_requests_are_refused_and_write_nothing(server: Ser
     reads = [
         "/atalaia/",
         "/atalaia/assets/page.js",
+        f"/atalaia/monitors/demo/events/{event['id']}",
         "/atalaia/api/monitors",
         "/atalaia/api/monitors/demo/events",
         "/atalaia/api/monitors/demo/swimlane",
@@ -312,7 +313,7 @@ def test_the_page_explains_an_event_and_takes_a_false_alarm(
     wait_for(lambda: browser.find_element(By.ID, "event-title").text.startswith(f"{spike['id']}:"))
     first = timings(browser)
 
-    browser.get(f"{server.url}/atalaia/?monitor=demo&event={broken['id']}")  # a link to it
+    browser.get(f"{server.url}/atalaia/monitors/demo/events/{broken['id']}")  # alerts' link
     wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
     assert browser.find_element(By.ID, "verdict").text == "false alarm"
     measured = {"first visit after start": first, "second visit": timings(browser)}

@@ -14,9 +14,9 @@ sets it.
 
 from __future__ import annotations
 
+import html
 import importlib
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
@@ -28,7 +28,7 @@ from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import get_user
 from airflow.configuration import conf
-from fastapi import Depends, FastAPI, HTTPException, Query, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -109,10 +109,10 @@ def _session() -> Iterator[Session]:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """In the api-server only: import what drill-downs need in the background (the
+    """In the api-server only, before it serves: import what drill-downs need (the
     explanation code, the detector classes of the champions), so the first drill-down does
     not wait for it."""
-    threading.Thread(target=_warm_up, name="atalaia-warm-up", daemon=True).start()
+    _warm_up()
     yield
 
 
@@ -144,8 +144,11 @@ def create_app() -> FastAPI:
     )
 
     @app.get("/", response_class=HTMLResponse)
-    def page(user: User) -> str:
-        return _asset("index.html")
+    @app.get("/monitors/{monitor}/events/{event_id}", response_class=HTMLResponse)
+    def page(request: Request, user: User) -> str:
+        """The page; at an event's path (the link alerts carry) it opens that event."""
+        base = request.scope.get("root_path", "").rstrip("/") + "/"
+        return _asset("index.html").replace("__BASE__", html.escape(base, quote=True))
 
     @app.get("/assets/{name}")
     def asset(name: str, user: User) -> Response:

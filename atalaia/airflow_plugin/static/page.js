@@ -166,7 +166,8 @@ async function loadEvents() {
       element("td", { text: event.peak_z.toFixed(2) }),
       element("td", { text: event.anomalies }),
       element("td", { text: event.model_version }),
-      element("td", { text: event.top_features.join(", ") }),
+      element("td", { text: event.top_features
+        .map((item) => `${item.feature} ${Math.round(item.share * 100)}%`).join(", ") }),
       element("td", { class: "verdict", text: verdictText(event.verdict) }),
       element("td", {}, element("button", { type: "button", text: "open" }))));
   }
@@ -286,8 +287,8 @@ function axisText(x, explanation, height) {
 function renderFeatures(explanation, event) {
   const target = $("#feature-charts");
   target.replaceChildren();
-  $("#band-note").textContent = explanation.band
-    ? `Shaded blue: the band the model expected each feature in given everything else it saw `
+  $("#band-note").textContent = explanation.note ? `Not shown: ${explanation.note}.`
+    : explanation.band ? `Shaded blue: the band the model expected each feature in given everything else it saw `
       + `(its conditional mean +- ${explanation.band_sds} sd). Red: the event.`
     : "This detector has no predictive distribution to draw an expected band from: the values alone. Red: the event.";
   if (!explanation.steps.length) return;
@@ -403,10 +404,14 @@ $("#false-alarm").addEventListener("click", () => giveVerdict("false_alarm"));
 (async () => {
   try {
     const monitors = await loadMonitors();
-    const wanted = new URLSearchParams(window.location.search);
-    const monitor = monitors.find((m) => m.name === wanted.get("monitor")) || monitors[0];
+    // an event's link: .../monitors/NAME/events/ID, or ?monitor=NAME&event=ID
+    const path = window.location.pathname.match(/\/monitors\/([^/]+)\/events\/(\d+)\/?$/);
+    const query = new URLSearchParams(window.location.search);
+    const wanted = path ? decodeURIComponent(path[1]) : query.get("monitor");
+    const event = path ? path[2] : query.get("event");
+    const monitor = monitors.find((m) => m.name === wanted) || monitors[0];
     if (monitor) await selectMonitor(monitor);
-    if (wanted.get("event")) await openEvent(Number(wanted.get("event")));
+    if (event) await openEvent(Number(event));
     document.body.dataset.ready = "true";
   } catch (error) {
     say(error.message);
