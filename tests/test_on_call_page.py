@@ -379,6 +379,6 @@ def test_promote_and_rollback_change_the_champion(server: Server) -> None:
     assert (status, answer["champion_version"]) == (200, 1), answer
     assert champion_version(server) == 1
     status, answer = request(f"{base}/rollback", "POST", {"reason": "again"}, token=token)
-    assert status == 404 and "replaced no earlier champion" in answer["detail"]
+    assert status == 409 and "replaced no earlier champion" in answer["detail"]
     with transaction(store.engine(server.store_url)) as session:
         assert session.scalar(select(func.count()).select_from(ModelRow)) == 2
