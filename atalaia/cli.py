@@ -211,12 +211,15 @@ def score(
 
 @app.command()
 @user_errors
-def retrain(monitor: MonitorArg) -> None:
+def retrain(monitor: MonitorArg, as_json: AsJson = False) -> None:
     """Train a candidate on recent batches; promote it if it passes the gate."""
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
-    with console.status("retraining"):
+    with console.status("retraining") if not as_json else contextlib.nullcontext():
         result = jobs.retrain(config, settings=settings)
+    if as_json:
+        _print_json(result)
+        return
     verdict = "promoted" if result.promoted else "kept as a candidate"
     console.print(f"{config.name}: version {result.version} {verdict}: {result.reason}")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -55,6 +57,40 @@ def test_jobs_from_the_command_line(servers, settings: Settings) -> None:
     events = runner.invoke(app, ["events", "servers"], env={"COLUMNS": "200"})
     assert events.exit_code == 0, events.output
     assert "servers: events" in events.output and "version" in events.output
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_json_output_for_scripts(servers, settings: Settings) -> None:
+    def json_of(*arguments: str) -> Any:
+        result = runner.invoke(app, [*arguments, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    landed = json_of(
+        "ingest", "servers", "--start", "2026-01-05", "--end", "2026-01-08", "--every", "1D"
+    )
+    assert [batch["rows"] for batch in landed] == [1728] * 3
+    json_of("ingest", "servers", "--start", "2026-01-13", "--end", "2026-01-14")
+    assert landed[0]["start"] == "2026-01-05T00:00:00+00:00"
+    trained = json_of("train", "servers")
+    assert (trained["version"], trained["status"], trained["detector"]) == (1, "champion", "gmm")
+    (scored,) = json_of("score", "servers", "--start", "2026-01-13", "--end", "2026-01-14")
+    assert scored["model_version"] == 1 and scored["rows"] == 1728 and scored["anomalies"] > 0
+    events = json_of("events", "servers")
+    assert {event["entity"] for event in events} >= {"host-3"}
+    assert all(event["version"] == 1 and event["top_features"] for event in events)
+    assert all(0 <= item["share"] <= 1 for event in events for item in event["top_features"])
+    (model,) = json_of("models", "list", "servers")
+    assert (model["version"], model["status"]) == (1, "champion")
+    assert model["baseline_start"] == "2026-01-05T00:00:00+00:00"
+    add = runner.invoke(
+        app,
+        ["labels", "add", "servers", "--start", "2026-01-13T14:00", "--end", "2026-01-13T15:00"],
+    )
+    assert add.exit_code == 0, add.output
+    (label,) = json_of("labels", "list", "servers")
+    assert (label["entity"], label["kind"]) == (None, "incident")
+    assert label["start_ts"] == "2026-01-13T14:00:00+00:00"
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
