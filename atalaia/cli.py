@@ -281,7 +281,8 @@ def report(
         Path | None, typer.Option(help="HTML file to write (default: report-MONITOR.html)")
     ] = None,
     version: Annotated[
-        int | None, typer.Option(help="model version whose scores to show (default: champion)")
+        int | None,
+        typer.Option(help="model version whose scores to show (default: each batch's scorer)"),
     ] = None,
     max_entities: Annotated[
         int, typer.Option(min=1, help="entities drawn, the most anomalous first")
