@@ -218,6 +218,14 @@ class Retraining(_Strict):
         lt=1,
         description="how much lower than the champion's the candidate's AUC on labels may be",
     )
+    min_improvement: float = Field(
+        default=0.25,
+        ge=0,
+        lt=1,
+        description="unless drift required the retraining, the share of the champion's false "
+        "alarms (when above the calibrated bound), or of its AUC shortfall (1 - AUC) on "
+        "labelled incidents, the candidate must remove to be promoted",
+    )
 
 
 class Drift(_Strict):

@@ -440,8 +440,12 @@ def _score_figures(
     }
 
 
-def retrain(monitor: Monitor, *, settings: Settings | None = None) -> RetrainResult:
-    """Train a candidate on recent batches; promote it when it is not worse than the champion.
+def retrain(
+    monitor: Monitor, *, settings: Settings | None = None, after_drift: bool = False
+) -> RetrainResult:
+    """Train a candidate on recent batches; promote it when it is better than the champion by
+    ``retraining.min_improvement``, or, with ``after_drift`` (drift required the retraining),
+    when it is not worse.
 
     The ranges and the gate are described in ``atalaia.promotion``. The comparison and the
     reason for the verdict are stored with the candidate (``evaluation``, ``status_reason``);
@@ -470,6 +474,7 @@ def retrain(monitor: Monitor, *, settings: Settings | None = None) -> RetrainRes
                         ranges,
                         Contender(current.version, *_load(current, monitor)),
                         Contender(model.version, fitted.detector, fitted.calibrator),
+                        after_drift=after_drift,
                     )
                     model.evaluation = comparison.as_dict()
                     if comparison.promote:

@@ -5,7 +5,7 @@ Retraining takes the monitor's newest batches: the newest ``retraining.holdout_i
 them are held out, and the candidate learns from the ``retraining.intervals`` batches before
 (minus labelled incidents and stored events, see ``atalaia.training``). Neither model has
 seen the held-out rows, so both are scored on them with their own calibration. The
-candidate is promoted when it is not worse:
+candidate must first be not worse:
 
 - false alarms: on the held-out rows outside labelled spans, it may flag no more rows than
   the larger of the champion's count and the count a calibrated model stays under (the 99th
@@ -14,6 +14,13 @@ candidate is promoted when it is not worse:
 - labels: when labelled incidents fall in the retraining range, the candidate's AUC telling
   their rows from the held-out rows may be at most ``retraining.max_auc_drop`` below the
   champion's.
+
+A candidate that is not worse is promoted when drift required the retraining (the champion's
+scores no longer look like its calibration), or when it is better by the margin
+``retraining.min_improvement`` (m): the champion flagged more than the calibrated bound and
+the candidate flags at most (1 - m) times as many, or the candidate's AUC shortfall
+(1 - AUC) is at most (1 - m) times the champion's. Otherwise it stays a candidate, so
+retraining again on the same data does not churn the champion.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import pandas as pd
 from scipy.stats import binom
 from sqlalchemy.orm import Session
 
-from atalaia.config import Monitor
+from atalaia.config import Monitor, Retraining
 from atalaia.errors import EmptyBatchError
 from atalaia.evaluation import auc_roc
 from atalaia.scoring import score_frame
@@ -128,8 +135,13 @@ def compare(
     ranges: RetrainingRanges,
     champion: Contender,
     candidate: Contender,
+    *,
+    after_drift: bool = False,
 ) -> Comparison:
-    """Score both models on the held-out rows (and labelled incidents); decide."""
+    """Score both models on the held-out rows (and labelled incidents); decide.
+
+    ``after_drift``: drift required this retraining, so a candidate not worse is promoted.
+    """
     start, end = ranges.baseline[0], ranges.holdout[1]
     labels = labels_overlapping(session, monitor_id, start, end)
     labelled: list[Span] = [(label.entity, label.start_ts, label.end_ts) for label in labels]
@@ -148,7 +160,7 @@ def compare(
         for contender in (champion, candidate)
     )
     bound = int(binom.ppf(BOUND_QUANTILE, after.rows, candidate.calibrator.alpha))
-    promote, reason = _verdict(before, after, bound, monitor.retraining.max_auc_drop)
+    promote, reason = _verdict(before, after, bound, monitor.retraining, after_drift)
     return Comparison(
         holdout_start=ranges.holdout[0],
         holdout_end=ranges.holdout[1],
@@ -192,7 +204,11 @@ def _performance(
 
 
 def _verdict(
-    champion: Performance, candidate: Performance, bound: int, max_auc_drop: float
+    champion: Performance,
+    candidate: Performance,
+    bound: int,
+    policy: Retraining,
+    after_drift: bool,
 ) -> tuple[bool, str]:
     if candidate.rows == 0:
         return False, (
@@ -207,11 +223,32 @@ def _verdict(
     if candidate.false_alarm_rate > allowed:
         return False, f"kept version {champion.version}: the candidate raised {alarms}"
     labels = ""
-    if candidate.auc is not None and champion.auc is not None:
+    with_labels = candidate.auc is not None and champion.auc is not None
+    if with_labels:
         labels = f"; AUC on labelled incidents {candidate.auc:.3f} against {champion.auc:.3f}"
-        if candidate.auc < champion.auc - max_auc_drop:
+        if candidate.auc < champion.auc - policy.max_auc_drop:
             return False, (
                 f"kept version {champion.version}: the candidate tells labelled incidents "
                 f"apart worse{labels}"
             )
-    return True, f"not worse than version {champion.version}: {alarms}{labels}"
+    if after_drift:
+        return True, (
+            f"drift required retraining and it is not worse than version {champion.version}: "
+            f"{alarms}{labels}"
+        )
+    keep = 1 - policy.min_improvement
+    better = []
+    if champion.false_alarms > bound and candidate.false_alarms <= keep * champion.false_alarms:
+        better.append("false alarms")
+    if with_labels and champion.auc < 1 and 1 - candidate.auc <= keep * (1 - champion.auc):
+        better.append("AUC shortfall")
+    margin = f"{policy.min_improvement:.0%}"
+    if better:
+        return True, (
+            f"better than version {champion.version} by at least {margin} "
+            f"({' and '.join(better)}): {alarms}{labels}"
+        )
+    return False, (
+        f"kept version {champion.version}: not worse, but not better by {margin} "
+        f"(retraining.min_improvement) and no drift required it: {alarms}{labels}"
+    )

@@ -114,7 +114,7 @@ def test_a_candidate_that_learned_a_lasting_shift_replaces_the_champion_and_roll
     assert evaluation["candidate"]["false_alarms"] <= evaluation["false_alarm_bound"]
     stored = models(settings)
     assert stored[2].status == "champion" and stored[2].previous_champion == 1
-    assert stored[2].status_reason.startswith("not worse than version 1")
+    assert stored[2].status_reason.startswith("better than version 1 by at least 25% (false")
     assert stored[2].evaluation == evaluation
     assert (stored[1].status, stored[1].status_reason) == ("retired", "replaced by version 2")
     retrain_metrics = textfile_path(settings, "sites", "retrain").read_text()
@@ -147,6 +147,33 @@ def test_a_candidate_that_learned_a_lasting_shift_replaces_the_champion_and_roll
         ("promote", "success"),
     ]
     assert not textfile_path(settings, "sites", "rollback", failure=True).exists()
+
+
+def test_retraining_again_on_the_same_data_keeps_the_champion_unless_drift_required_it(
+    sites: Callable[[pd.DataFrame], Monitor], settings: Settings
+) -> None:
+    frame = normal_rows()
+    frame.loc[days(frame, 8, 15), ["a", "b"]] += 3
+    monitor = sites(frame)
+    ingest_and_train(monitor, settings)
+    assert jobs.retrain(monitor, settings=settings).promoted
+
+    again = jobs.retrain(monitor, settings=settings)
+
+    # Version 3 learned what version 2 learned: no better by the margin, no drift.
+    assert (again.version, again.promoted, again.champion_version) == (3, False, 2)
+    assert again.reason.startswith(
+        "kept version 2: not worse, but not better by 25% (retraining.min_improvement) and "
+        "no drift required it"
+    )
+    assert models(settings)[3].status == "candidate"
+
+    after_drift = jobs.retrain(monitor, settings=settings, after_drift=True)
+
+    assert (after_drift.version, after_drift.promoted, after_drift.champion_version) == (4, True, 4)
+    assert after_drift.reason.startswith(
+        "drift required retraining and it is not worse than version 2"
+    )
 
 
 def test_a_candidate_that_learned_a_passing_change_stays_a_candidate_until_promoted_by_hand(
