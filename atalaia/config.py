@@ -177,19 +177,42 @@ class Events(_Strict):
 class Schedules(_Strict):
     """Airflow schedules (cron expressions or presets such as ``@daily``).
 
-    The score DAG's data intervals run from ``start`` (default: the baseline's end); with
-    ``catchup`` Airflow schedules every interval since then that has not run yet.
+    The score DAG's data intervals run from ``start`` (default: the baseline's end) to
+    ``end`` (default: none); with ``catchup`` Airflow schedules every interval since then
+    that has not run yet. A run whose interval has no source rows waits for them until
+    ``max_data_delay`` after the interval's end, then fails.
     """
 
     score: str = "@daily"
     retrain: str | None = "@weekly"
     start: datetime | None = None
+    end: datetime | None = Field(
+        default=None,
+        description="the score DAG schedules no interval that starts at or after this time "
+        "(a source whose data stops here)",
+    )
     catchup: bool = True
+    max_data_delay: str = Field(
+        default="6h",
+        description="how long after an interval's end its rows may still arrive; a run waits "
+        "for them until then, then fails",
+    )
 
-    @field_validator("start")
+    @field_validator("start", "end")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else as_utc(value)
+
+    @field_validator("max_data_delay")
+    @classmethod
+    def _delay(cls, value: str) -> str:
+        return _checked_duration(value)
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Schedules:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("'end' must be after 'start'")
+        return self
 
 
 class Scoring(_Strict):

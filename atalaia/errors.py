@@ -13,6 +13,10 @@ class SourceError(AtalaiaError):
     """A source cannot be read or lacks a required column."""
 
 
+class NoSourceFilesError(SourceError):
+    """A file source's pattern matches no file (yet)."""
+
+
 class EmptyBatchError(AtalaiaError):
     """An interval holds no rows, or no row survived validation."""
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from atalaia.config import Monitor
-from atalaia.errors import EmptyBatchError
+from atalaia.errors import EmptyBatchError, NoSourceFilesError
 from atalaia.landing import batch_path, write_batch
 from atalaia.settings import Settings
 from atalaia.sources import read_interval
-from atalaia.validation import validate
+from atalaia.validation import rows_in_interval, validate
 from storage.batches import record_batch
 
 
@@ -61,3 +61,15 @@ def ingest_interval(
         quarantined=validated.quarantined,
     )
     return LandedBatch(batch_id, len(validated.accepted), len(validated.quarantined), path)
+
+
+def arrived_rows(monitor: Monitor, start: datetime, end: datetime) -> int:
+    """How many source rows have a timestamp in ``[start, end)`` so far; lands nothing.
+
+    A source whose files are not there yet (no file matches) holds none.
+    """
+    try:
+        raw = read_interval(monitor, start, end)
+    except NoSourceFilesError:
+        return 0
+    return rows_in_interval(raw, monitor, start, end)

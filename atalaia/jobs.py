@@ -36,6 +36,7 @@ from atalaia.config import Monitor, as_utc
 from atalaia.drift import DriftCheck
 from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError, UsageError
 from atalaia.events import refresh_events
+from atalaia.ingest import arrived_rows as ingest_arrived_rows
 from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch
 from atalaia.processes import Heartbeat, abandon_stale, this_host
@@ -286,6 +287,15 @@ def score(
     return ScoreResult(
         monitor.name, start, end, model.version, len(scores), anomalies, _max_z(scores), events
     )
+
+
+def arrived_rows(monitor: Monitor, start: datetime, end: datetime) -> int:
+    """How many source rows ``[start, end)`` holds so far (0: its data has not arrived yet).
+
+    Reads the source only: lands, records and exports nothing, so it can be asked often.
+    """
+    start, end = _interval(start, end)
+    return ingest_arrived_rows(monitor, start, end)
 
 
 def plan_scoring(

@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, Table, create_engine, select, text
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from atalaia.config import FileSource, Monitor, SqlSource
-from atalaia.errors import SourceError
+from atalaia.errors import NoSourceFilesError, SourceError
 from storage.engine import redact
 
 SOURCE = "_source"
@@ -39,7 +39,7 @@ def read_interval(monitor: Monitor, start: datetime, end: datetime) -> pd.DataFr
 def _read_files(source: FileSource) -> pd.DataFrame:
     paths = sorted(glob.glob(source.path, recursive=True))
     if not paths:
-        raise SourceError(f"no file matches source path {source.path}")
+        raise NoSourceFilesError(f"no file matches source path {source.path}")
     frames = [_read_file(Path(path)) for path in paths]
     return pd.concat(frames, ignore_index=True)
 

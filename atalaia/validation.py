@@ -98,6 +98,15 @@ def validate(raw: pd.DataFrame, monitor: Monitor, start: datetime, end: datetime
     return Validated(accepted=accepted, quarantined=_quarantine_records(raw[~ok], reasons[~ok]))
 
 
+def rows_in_interval(raw: pd.DataFrame, monitor: Monitor, start: datetime, end: datetime) -> int:
+    """How many raw rows have a timestamp in ``[start, end)``, whatever their other values."""
+    if raw.empty:
+        return 0
+    _require_columns(raw, monitor)
+    stamps = _parse_timestamps(raw[monitor.timestamp])
+    return int(((stamps >= start) & (stamps < end)).sum())
+
+
 def entity_keys(frame: pd.DataFrame, monitor: Monitor) -> pd.Series:
     """Each row's entity key ("" without entities): the value of a single entity column, or
     the values of several joined with ``/``, each with ``\\`` and ``/`` escaped by ``\\``, so

@@ -6,7 +6,10 @@ Wiring only. Parsing reads the monitor files and nothing else; the tasks import
 so everything here can also be run from the ``atalaia`` command line.
 
 - score, on ``schedule.score`` over data intervals from ``schedule.start`` (default: the
-  baseline's end), with ``schedule.catchup``: ingest -> score (one mapped task per entity
+  baseline's end) to ``schedule.end`` (default: none), with ``schedule.catchup``:
+  batch_interval (which interval this run scores; fails at once when there is none) ->
+  wait_for_data (until the interval has source rows, at most ``schedule.max_data_delay``
+  after its end) -> ingest -> plan (the entity partitions) -> score (one mapped task per
   partition, all with the version the plan pinned) -> events (rebuilt once for the whole
   batch; records the batch's score run and exports its metrics) -> check_drift ->
   request_retraining, which runs only when drift was found and updates the monitor's drift
@@ -16,8 +19,16 @@ so everything here can also be run from the ``atalaia`` command line.
   events across interval edges from the neighbours' scores, runs one at a time per DAG
   (``max_active_tis_per_dag=1``).
 - retrain, on ``schedule.retrain`` and whenever the drift Asset is updated: one task that
-  trains a candidate on recent batches, compares it with the champion and promotes it only
-  when it is not worse (``atalaia.promotion``). ``max_active_runs=1`` as well.
+  trains a candidate, compares it with the champion and promotes it when it is better by
+  ``retraining.min_improvement``, or, when drift triggered the run, when it is not worse
+  (``atalaia.promotion``). ``max_active_runs=1`` as well.
+
+A run scores the schedule interval that holds its logical date, so a scheduled run, a
+backfill run and a manual run with the same logical date score the same interval (for a
+manual run that is not the data interval Airflow shows: the CLI infers that one from the
+trigger time, the UI and ``dag.test`` from the interval before the date). A manual run
+without a logical date scores the last complete interval before it was triggered. Every
+task logs what it did and returns a small summary.
 
 The store is the Airflow connection ``atalaia_store`` when it exists, else
 ``ATALAIA_STORE_URL``. A monitor file that cannot be loaded becomes one DAG,
@@ -27,11 +38,12 @@ with it; the other monitors load as usual.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +53,13 @@ from airflow.sdk import (
     AssetOrTimeSchedule,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
+    PokeReturnValue,
     dag,
     task,
 )
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from atalaia.config import Monitor, load_monitor
+from atalaia.config import Monitor, as_utc, duration, load_monitor
 from atalaia.errors import ConfigError
 from atalaia.settings import Settings
 
@@ -63,11 +76,24 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(hours=1),
 }
+INTERVAL_TIMEOUT = timedelta(minutes=5)
+# How often a run whose interval has no rows yet looks again (sooner if the monitor's
+# schedule.max_data_delay is shorter); between looks the task frees its worker slot.
+DATA_POKE_INTERVAL = timedelta(minutes=5)
 INGEST_TIMEOUT = timedelta(hours=1)
 SCORE_TIMEOUT = timedelta(hours=2)
 EVENTS_TIMEOUT = timedelta(minutes=30)
 DRIFT_TIMEOUT = timedelta(minutes=30)
 RETRAIN_TIMEOUT = timedelta(hours=4)
+
+log = logging.getLogger("atalaia.dags")
+
+
+def last_start(monitor: Monitor) -> datetime | None:
+    """The score DAG's ``end_date``: just before ``schedule.end``, as Airflow still schedules
+    an interval that starts at its end date."""
+    end = monitor.schedule.end
+    return None if end is None else end - timedelta(microseconds=1)
 
 
 def drift_asset(monitor: str) -> Asset:
@@ -131,6 +157,38 @@ def no_retry_for_config_errors() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
+def run_interval(
+    cron: str, logical_date: datetime | None, run_after: datetime
+) -> tuple[datetime, datetime, str]:
+    """The interval of ``cron`` (UTC) a score run scores, and why that one.
+
+    With a logical date: the interval that holds it, the one a scheduled or backfill run of
+    that logical date scores. Without one (``airflow dags trigger`` with no date): the last
+    complete interval before ``run_after``.
+    """
+    import pendulum
+    from airflow.timetables.base import TimeRestriction
+    from airflow.timetables.interval import CronDataIntervalTimetable as CoreCronTimetable
+
+    timetable = CoreCronTimetable(cron, timezone="UTC")
+    if logical_date is None:
+        found = timetable.infer_manual_data_interval(run_after=pendulum.instance(run_after))
+        why = f"no logical date: the last complete interval before {as_utc(run_after)}"
+    else:
+        before = timetable.infer_manual_data_interval(run_after=pendulum.instance(logical_date))
+        found = timetable.next_dagrun_info(
+            last_automated_data_interval=before,
+            restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
+        ).data_interval
+        why = f"the interval that holds its logical date {as_utc(logical_date)}"
+    return as_utc(found.start), as_utc(found.end), why
+
+
+def bounds(interval: dict[str, str]) -> tuple[datetime, datetime]:
+    """The start and end of the ``batch_interval`` task's summary."""
+    return as_utc(interval["start"]), as_utc(interval["end"])
+
+
 def score_dag(monitor: Monitor) -> DAG:
     """The monitor's scheduled scoring: ingest, score by partition, events, drift check."""
     name = monitor.name
@@ -140,12 +198,19 @@ def score_dag(monitor: Monitor) -> DAG:
             f"monitor {name}: schedule.start: required when the baseline is last_intervals "
             "(the first data interval the score DAG covers)"
         )
+    if monitor.schedule.end is not None and monitor.schedule.end <= start:
+        raise ConfigError(
+            f"monitor {name}: schedule.end: {monitor.schedule.end} is not after the first "
+            f"interval's start {start}"
+        )
+    delay = duration(monitor.schedule.max_data_delay)
 
     @dag(
         dag_id=f"atalaia__{name}__score",
         description=f"Score {name}: ingest, score, events, drift check",
         schedule=CronDataIntervalTimetable(monitor.schedule.score, timezone="UTC"),
         start_date=start,
+        end_date=last_start(monitor),
         catchup=monitor.schedule.catchup,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
@@ -154,73 +219,208 @@ def score_dag(monitor: Monitor) -> DAG:
         doc_md=monitor.description or None,
     )
     def scoring() -> None:
+        @task(retries=0, execution_timeout=INTERVAL_TIMEOUT)
+        def batch_interval(dag_run=None) -> dict[str, str]:
+            """Which interval this run scores; fail at once, without retries, if none."""
+            start, end, why = run_interval(
+                monitor.schedule.score, dag_run.logical_date, dag_run.run_after
+            )
+            where = f"monitor {name}: run {dag_run.run_id} would score [{start}, {end})"
+            if end > datetime.now(UTC):
+                raise AirflowFailException(f"{where} ({why}), which is not over yet")
+            if monitor.schedule.end is not None and start >= monitor.schedule.end:
+                raise AirflowFailException(
+                    f"{where} ({why}), which starts at or after schedule.end {monitor.schedule.end}"
+                )
+            log.info(
+                "monitor %s: run %s scores [%s, %s): %s", name, dag_run.run_id, start, end, why
+            )
+            return {"start": start.isoformat(), "end": end.isoformat(), "why": why}
+
+        @task.sensor(
+            mode="reschedule",
+            poke_interval=min(DATA_POKE_INTERVAL, delay).total_seconds(),
+            timeout=delay.total_seconds(),
+            retries=0,
+        )
+        def wait_for_data(interval: dict[str, str]) -> PokeReturnValue:
+            """Done when the interval's source has rows; fails once its data is too late."""
+            from atalaia import jobs
+            from atalaia.errors import SourceError
+
+            start, end = bounds(interval)
+            deadline = end + delay
+            try:
+                rows, problem = jobs.arrived_rows(monitor, start, end), "no source rows"
+            except SourceError as exc:  # a database that is down, a file half written
+                rows, problem = 0, str(exc)
+            if rows:
+                log.info("monitor %s: %d source rows in [%s, %s)", name, rows, start, end)
+                return PokeReturnValue(is_done=True, xcom_value={"rows": rows})
+            if datetime.now(UTC) >= deadline:
+                raise AirflowFailException(
+                    f"monitor {name}: {problem} in [{start}, {end}) by {deadline} "
+                    f"(schedule.max_data_delay {monitor.schedule.max_data_delay} after the "
+                    "interval's end): if the source stopped, set schedule.end; if it is late, "
+                    "raise schedule.max_data_delay and clear this run"
+                )
+            log.info(
+                "monitor %s: %s in [%s, %s) yet; looking again until %s",
+                name,
+                problem,
+                start,
+                end,
+                deadline,
+            )
+            return PokeReturnValue(is_done=False)
+
         @task(execution_timeout=INGEST_TIMEOUT)
-        def ingest(data_interval_start=None, data_interval_end=None) -> list[dict[str, int]]:
-            """Land the interval's rows; return the entity partitions to score."""
+        def ingest(interval: dict[str, str]) -> dict[str, Any]:
+            """Land the interval's accepted rows; quarantine the others."""
+            from atalaia import jobs
+
+            start, end = bounds(interval)
+            with no_retry_for_config_errors():
+                landed = jobs.ingest(monitor, start, end, settings=settings())
+            log.info(
+                "monitor %s: [%s, %s): landed %d rows as batch %d, quarantined %d",
+                name,
+                start,
+                end,
+                landed.rows,
+                landed.batch_id,
+                landed.quarantined,
+            )
+            return {
+                "batch_id": landed.batch_id,
+                "rows": landed.rows,
+                "quarantined": landed.quarantined,
+            }
+
+        @task(execution_timeout=INGEST_TIMEOUT)
+        def plan(interval: dict[str, str]) -> list[dict[str, int]]:
+            """The landed batch's entity partitions, each pinned to the champion's version."""
             from dataclasses import asdict
 
             from atalaia import jobs
 
+            start, end = bounds(interval)
             with no_retry_for_config_errors():
-                found = settings()
-                jobs.ingest(monitor, data_interval_start, data_interval_end, settings=found)
-                plan = jobs.plan_scoring(
-                    monitor, data_interval_start, data_interval_end, settings=found
-                )
-            return [asdict(partition) for partition in plan]
+                partitions = jobs.plan_scoring(monitor, start, end, settings=settings())
+            log.info(
+                "monitor %s: [%s, %s): %d partition(s) to score with version %d",
+                name,
+                start,
+                end,
+                len(partitions),
+                partitions[0].model_version,
+            )
+            return [asdict(partition) for partition in partitions]
 
         @task(execution_timeout=SCORE_TIMEOUT)
-        def score(
-            partition: dict[str, int], data_interval_start=None, data_interval_end=None
-        ) -> None:
+        def score(partition: dict[str, int], interval: dict[str, str]) -> dict[str, Any]:
             """Score one partition's entities with the pinned model version."""
             from atalaia import jobs
 
+            start, end = bounds(interval)
+            share = jobs.Partition(**partition)
             with no_retry_for_config_errors():
-                jobs.score(
-                    monitor,
-                    data_interval_start,
-                    data_interval_end,
-                    settings=settings(),
-                    partition=jobs.Partition(**partition),
-                )
+                result = jobs.score(monitor, start, end, settings=settings(), partition=share)
+            log.info(
+                "monitor %s: [%s, %s) %s: scored %d rows, %d anomalous, max z %.2f",
+                name,
+                start,
+                end,
+                share,
+                result.rows,
+                result.anomalies,
+                result.max_z,
+            )
+            return {
+                "partition": share.index,
+                "model_version": result.model_version,
+                "rows": result.rows,
+                "anomalies": result.anomalies,
+                "max_z": result.max_z,
+            }
 
         # One events task at a time across runs: a backfill runs several intervals at once
         # (its own --max-active-runs, not the DAG's), and rebuilds of neighbouring intervals
         # must not interleave.
         @task(execution_timeout=EVENTS_TIMEOUT, max_active_tis_per_dag=1)
-        def events(
-            plan: list[dict[str, int]], data_interval_start=None, data_interval_end=None
-        ) -> None:
+        def events(interval: dict[str, str], partitions: list[dict[str, int]]) -> dict[str, Any]:
             """Rebuild the batch's events; record its score run and export its metrics."""
             from atalaia import jobs
 
+            start, end = bounds(interval)
+            version = partitions[0]["model_version"]
             with no_retry_for_config_errors():
-                jobs.finish_scoring(
-                    monitor,
-                    data_interval_start,
-                    data_interval_end,
-                    plan[0]["model_version"],
-                    settings=settings(),
-                )
+                result = jobs.finish_scoring(monitor, start, end, version, settings=settings())
+            still_open = sum(event["is_open"] for event in result.events)
+            log.info(
+                "monitor %s: [%s, %s) scored by version %d: %d rows, %d anomalous, "
+                "%d event(s) (%d open), max z %.2f",
+                name,
+                start,
+                end,
+                result.model_version,
+                result.rows,
+                result.anomalies,
+                len(result.events),
+                still_open,
+                result.max_z,
+            )
+            return {
+                "model_version": result.model_version,
+                "rows": result.rows,
+                "anomalies": result.anomalies,
+                "events": len(result.events),
+                "open_events": still_open,
+                "max_z": result.max_z,
+            }
 
-        @task.short_circuit(execution_timeout=DRIFT_TIMEOUT)
-        def check_drift(data_interval_end=None) -> bool:
-            """Compare recent scores with the calibration; True (go on) when drift is found."""
+        @task(execution_timeout=DRIFT_TIMEOUT)
+        def check_drift(interval: dict[str, str]) -> dict[str, Any]:
+            """Compare recent scores with the calibration: the distance, the limit, the verdict."""
             from atalaia import jobs
 
             with no_retry_for_config_errors():
-                result = jobs.check_drift(monitor, data_interval_end, settings=settings())
-            return result.check.detected
+                result = jobs.check_drift(monitor, bounds(interval)[1], settings=settings())
+            check = result.check
+            log.info(
+                "monitor %s: drift over [%s, %s) for version %d: %s (%d rows, %d anomalous)",
+                name,
+                result.start,
+                result.end,
+                result.model_version,
+                check.reason,
+                check.rows,
+                check.anomalies,
+            )
+            return {
+                "model_version": result.model_version,
+                "rows": check.rows,
+                "distance": check.distance,
+                "limit": monitor.drift.max_distance,
+                "detected": check.detected,
+                "reason": check.reason,
+            }
 
         @task(outlets=[drift_asset(name)], execution_timeout=DRIFT_TIMEOUT)
-        def request_retraining() -> None:
-            """Succeeding updates the drift Asset, which starts the retrain DAG."""
+        def request_retraining(drift: dict[str, Any]) -> None:
+            """Succeeds (updating the drift Asset, which starts the retrain DAG) on drift only."""
+            if not drift["detected"]:
+                raise AirflowSkipException(f"no drift: {drift['reason']}")
+            log.info("monitor %s: drift found (%s); retraining requested", name, drift["reason"])
 
-        plan = ingest()
-        scored = score.expand(partition=plan)
-        finished = events(plan)
-        scored >> finished >> check_drift() >> request_retraining()
+        interval = batch_interval()
+        partitions = plan(interval)
+        wait_for_data(interval) >> ingest(interval) >> partitions
+        scored = score.partial(interval=interval).expand(partition=partitions)
+        finished = events(interval, partitions)
+        drift = check_drift(interval)
+        scored >> finished >> drift
+        request_retraining(drift)
 
     return scoring()
 
@@ -247,16 +447,29 @@ def retrain_dag(monitor: Monitor) -> DAG:
     )
     def retraining() -> None:
         @task(execution_timeout=RETRAIN_TIMEOUT)
-        def retrain() -> dict[str, Any]:
+        def retrain(triggering_asset_events=None) -> dict[str, Any]:
             """Train a candidate, compare it with the champion, promote it or keep the champion."""
             from atalaia import jobs
 
+            after_drift = bool(triggering_asset_events)
             with no_retry_for_config_errors():
-                result = jobs.retrain(monitor, settings=settings())
+                result = jobs.retrain(monitor, settings=settings(), after_drift=after_drift)
+            log.info(
+                "monitor %s: version %d trained on %d rows of [%s, %s)%s; %s; champion: version %d",
+                name,
+                result.version,
+                result.baseline_rows,
+                result.baseline_start,
+                result.baseline_end,
+                " after drift" if after_drift else "",
+                "promoted" if result.promoted else "kept as a candidate",
+                result.champion_version,
+            )
             return {
                 "version": result.version,
                 "promoted": result.promoted,
                 "champion_version": result.champion_version,
+                "after_drift": after_drift,
                 "reason": result.reason,
             }
 

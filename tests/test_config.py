@@ -130,3 +130,31 @@ def test_settings_follow_the_environment() -> None:
     assert settings.models_dir == Path("/srv/atalaia/models")
     assert settings.store_url.startswith("postgresql+psycopg://")
     assert settings.pushgateway_url == "http://pushgateway:9091"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        (
+            "{start: 2026-02-01, end: 2026-01-01}",
+            "schedule: Value error, 'end' must be after 'start'",
+        ),
+        ("{max_data_delay: 0h}", "schedule.max_data_delay: Value error, '0h' is not a number"),
+        ("{max_data_delay: soon}", "schedule.max_data_delay: Value error, 'soon' is not a number"),
+    ],
+)
+def test_a_schedule_end_before_its_start_or_a_bad_data_delay_is_refused(
+    tmp_path: Path, schedule: str, message: str
+) -> None:
+    path = write_monitor(tmp_path, "scheduled", f"{MINIMAL}schedule: {schedule}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_monitor(path)
+    assert str(raised.value).startswith(f"{path}: {message}")
+
+
+def test_a_schedule_end_and_a_data_delay_are_read_as_utc_and_a_duration(tmp_path: Path) -> None:
+    body = f"{MINIMAL}schedule: {{end: '2026-03-01T01:00:00+01:00', max_data_delay: 2D}}\n"
+    monitor = load_monitor(write_monitor(tmp_path, "scheduled", body))
+    assert monitor.schedule.end == datetime(2026, 3, 1, tzinfo=UTC)
+    assert monitor.schedule.max_data_delay == "2D"
+    assert load_monitor(write_monitor(tmp_path, "default", MINIMAL)).schedule.max_data_delay == "6h"

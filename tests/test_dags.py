@@ -12,6 +12,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,12 +26,13 @@ from typer.testing import CliRunner
 
 from atalaia import demo_data, jobs, store
 from atalaia.cli import app
-from atalaia.config import Monitor, load_monitor
+from atalaia.config import Monitor, as_utc, load_monitor
 from atalaia.metrics import textfile_path
 from atalaia.settings import Settings
+from storage.batches import find_batch
 from storage.engine import transaction
 from storage.events import events_overlapping
-from storage.models import ModelRow, RunRow
+from storage.models import BatchRow, ModelRow, RunRow
 from storage.scores import read_scores
 from tests.conftest import REPO, write_monitor
 
@@ -93,7 +95,10 @@ def test_every_shipped_monitor_gets_a_score_and_a_retrain_dag(
         assert score.catchup and not retrain.catchup
         assert score.max_active_runs == retrain.max_active_runs == 1
         assert [t.task_id for t in score.topological_sort()] == [
+            "batch_interval",
+            "wait_for_data",
             "ingest",
+            "plan",
             "score",
             "events",
             "check_drift",
@@ -103,11 +108,30 @@ def test_every_shipped_monitor_gets_a_score_and_a_retrain_dag(
         assert score.task_dict["request_retraining"].outlets == [drift]
         assert isinstance(retrain.timetable, AssetOrTimeSchedule)
         assert drift in retrain.timetable.asset_condition.objects
-        for task in [*score.tasks, *retrain.tasks]:
+        # Finding the interval fails at once; waiting for data is the sensor's own retry.
+        for task_id in ("batch_interval", "wait_for_data"):
+            assert score.task_dict[task_id].retries == 0
+        assert score.task_dict["wait_for_data"].mode == "reschedule"
+        retried = [t for t in score.tasks if t.task_id not in ("batch_interval", "wait_for_data")]
+        for task in [*retried, *retrain.tasks]:
             assert task.retries == 3 and task.retry_exponential_backoff == 2.0
             assert task.execution_timeout is not None
         assert score.task_dict["score"].execution_timeout == timedelta(hours=2)
         assert score.task_dict["events"].max_active_tis_per_dag == 1
+
+
+def test_the_demo_monitor_stops_scheduling_at_the_end_of_its_data(
+    airflow_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bag = dag_bag(REPO / "monitors", monkeypatch)
+    score, retrain = bag.dags["atalaia__demo__score"], bag.dags["atalaia__demo__retrain"]
+    end = demo_data.START + demo_data.DAYS * DAY
+    assert load_monitor(REPO / "monitors" / "demo.yaml").schedule.end == end
+    # Airflow still schedules an interval that starts at its end date: the last one here
+    # is the sample data's last day.
+    assert score.end_date == end - timedelta(microseconds=1)
+    assert retrain.end_date is None  # retraining keeps its schedule and the drift Asset
+    assert score.start_date == demo_data.START + demo_data.BASELINE_DAYS * DAY
 
 
 def test_a_broken_monitor_file_is_one_failing_dag_and_the_others_load(
@@ -118,12 +142,15 @@ def test_a_broken_monitor_file_is_one_failing_dag_and_the_others_load(
     write_monitor(folder, "broken", DEMO_LIKE.replace("features:", "columns:"))
     (folder / "other.yaml").write_text(f"name: good\n{DEMO_LIKE}")  # a second "good"
     write_monitor(folder, "hourly", DEMO_LIKE.replace('score: "@daily"', 'score: "hourly"'))
+    ended = DEMO_LIKE.replace("end: 2026-01-19T00:00:00Z", "end: 2026-01-10T00:00:00Z")
+    write_monitor(folder, "ended", ended)
 
     bag = dag_bag(folder, monkeypatch)
 
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == [
         "atalaia__broken__invalid",
+        "atalaia__ended__invalid",
         "atalaia__good__retrain",
         "atalaia__good__score",
         "atalaia__hourly__invalid",
@@ -132,6 +159,10 @@ def test_a_broken_monitor_file_is_one_failing_dag_and_the_others_load(
     broken = bag.dags["atalaia__broken__invalid"]
     assert broken.description == f"{folder / 'broken.yaml'}: features: Field required (and 1 more)"
     assert "monitor 'good' is already defined in" in bag.dags["atalaia__other__invalid"].description
+    assert bag.dags["atalaia__ended__invalid"].description == (
+        "monitor ended: schedule.end: 2026-01-10 00:00:00+00:00 is not after the first "
+        "interval's start 2026-01-12 00:00:00+00:00"
+    )
     hourly = bag.dags["atalaia__hourly__invalid"].description
     assert hourly.startswith(f"{folder / 'hourly.yaml'}: AirflowTimetableInvalid: Exactly 5, 6")
     run = broken.test()
@@ -210,10 +241,28 @@ def demo(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         dag = bag.dags["atalaia__demo__score"]
         for task in dag.tasks:  # a failure here should fail the test now, not after backoff
             task.retries = 0
-        runs = {n: dag.test(logical_date=interval(n)[1]) for n in SCORED_DAYS}
+        runs = {n: dag.test(logical_date=interval(n)[0]) for n in SCORED_DAYS}
         yield Demo(monitor, settings, runs, bag)
         store.engine(store_url).dispose()
         store.engine.cache_clear()
+
+
+def summary(run: Any, task_id: str, map_index: int = -1) -> Any:
+    """What a task of ``run`` returned (its XCom)."""
+    from airflow import settings as airflow_settings
+    from airflow.models.xcom import XComModel
+
+    with airflow_settings.Session() as session:
+        row = session.scalar(
+            XComModel.get_many(
+                run_id=run.run_id,
+                key="return_value",
+                task_ids=task_id,
+                dag_ids=run.dag_id,
+                map_indexes=map_index,
+            )
+        )
+        return None if row is None else XComModel.deserialize_value(row)
 
 
 def task_states(run: Any) -> dict[str, list[str]]:
@@ -225,7 +274,11 @@ def task_states(run: Any) -> dict[str, list[str]]:
 
 def test_the_score_dag_scores_each_interval_once_by_partition(demo: Demo) -> None:
     for n, run in demo.runs.items():
-        assert (run.data_interval_start, run.data_interval_end) == interval(n)
+        # A manual run with a logical date scores the interval that holds it, as a scheduled
+        # or backfill run of that date does, not the interval before it that Airflow shows.
+        assert (run.data_interval_start, run.data_interval_end) == interval(n - 1)
+        scored = summary(run, "batch_interval")
+        assert (as_utc(scored["start"]), as_utc(scored["end"])) == interval(n)
         assert run.state == "success", task_states(run)
         assert task_states(run)["score"] == ["success", "success"]
     with transaction(store.engine(demo.settings.store_url)) as session:
@@ -255,6 +308,39 @@ def test_the_score_dag_scores_each_interval_once_by_partition(demo: Demo) -> Non
     # The day-8 spike on host-3, whose rows the two partitions split between them only by host.
     spike = [e for e in events if e.entity == "host-3" and e.start_ts.hour == 14]
     assert len(spike) == 1 and spike[0].anomalies >= 5
+    # Every task returns what it did, as the store recorded it (day 9: two rows quarantined).
+    ingest_run, first, second, batch_run, drift_run = runs[10:15]  # day 9's, in job order
+    assert ingest_run.interval_start == interval(9)[0]
+    with transaction(store.engine(demo.settings.store_url)) as session:
+        batch = session.scalars(
+            select(BatchRow).where(BatchRow.interval_start == interval(9)[0])
+        ).one()
+    day = demo.runs[9]
+    assert summary(day, "wait_for_data") == {"rows": batch.row_count + 2}
+    assert summary(day, "ingest") == {
+        "batch_id": batch.id,
+        "rows": batch.row_count,
+        "quarantined": 2,
+    }
+    assert summary(day, "plan") == [
+        {"index": 0, "count": 2, "model_version": 1},
+        {"index": 1, "count": 2, "model_version": 1},
+    ]
+    shares = [summary(day, "score", index) for index in (0, 1)]
+    recorded = {run.message: run.rows for run in (first, second)}
+    assert {
+        f"partition {share['partition'] + 1} of 2 (version {share['model_version']})": share["rows"]
+        for share in shares
+    } == recorded
+    scored = summary(day, "events")
+    assert scored["rows"] == batch_run.rows == batch.row_count
+    assert scored["anomalies"] == sum(p["anomalies"] for p in shares)
+    assert scored["model_version"] == 1
+    assert summary(demo.runs[8], "events")["events"] >= len(spike)  # the day of the spike
+    drift = summary(day, "check_drift")
+    assert drift["limit"] == demo.monitor.drift.max_distance
+    assert drift["reason"] == drift_run.message
+    assert drift["detected"] == ("above the limit" in drift_run.message)
     score_metrics = textfile_path(demo.settings, "demo", "score").read_text()
     last = ingested[interval(12)[0]]
     assert f'atalaia_batch_rows{{job="score",monitor="demo"}} {float(last)}' in score_metrics
@@ -300,7 +386,7 @@ def test_running_an_interval_again_leaves_the_same_rows(demo: Demo) -> None:
         return scores, events, runs
 
     scores, events, runs = stored()
-    again = demo.bag.dags["atalaia__demo__score"].test(logical_date=interval(8)[1])
+    again = demo.bag.dags["atalaia__demo__score"].test(logical_date=interval(8)[0])
     assert again.state == "success"
     scores_after, events_after, runs_after = stored()
     pd.testing.assert_frame_equal(scores, scores_after)
@@ -323,10 +409,24 @@ def test_the_retrain_dag_promotes_a_better_candidate_and_a_rollback_restores(
     assert (candidate.baseline_start, candidate.baseline_end) == (interval(9)[0], interval(11)[1])
     assert candidate.evaluation["holdout_start"] == interval(12)[0].isoformat()
     assert candidate.status == "champion", candidate.status_reason
-    assert candidate.status_reason.startswith("not worse than version 1")
+    assert candidate.status_reason.startswith("better than version 1 by at least 25%")
     champion_alarms = candidate.evaluation["champion"]["false_alarms"]
     assert candidate.evaluation["candidate"]["false_alarms"] < champion_alarms
     assert models[1].status == "retired"
+    assert summary(run, "retrain") == {
+        "version": 2,
+        "promoted": True,
+        "champion_version": 2,
+        "after_drift": False,
+        "reason": candidate.status_reason,
+    }
+
+    # Retraining again on the same data, without drift, keeps the champion.
+    again = dag.test()
+    assert again.state == "success", task_states(again)
+    kept = summary(again, "retrain")
+    assert (kept["version"], kept["promoted"], kept["champion_version"]) == (3, False, 2)
+    assert kept["reason"].startswith("kept version 2: not worse, but not better by 25%")
 
     monkeypatch.setenv("ATALAIA_STORE_URL", demo.settings.store_url)
     monkeypatch.setenv("ATALAIA_MONITORS_DIR", str(demo.settings.home / "monitors"))
@@ -334,4 +434,106 @@ def test_the_retrain_dag_promotes_a_better_candidate_and_a_rollback_restores(
     assert rolled.exit_code == 0, rolled.output
     with transaction(store.engine(demo.settings.store_url)) as session:
         statuses = dict(session.execute(select(ModelRow.version, ModelRow.status)).all())
-    assert statuses == {1: "champion", 2: "retired"}
+    assert statuses == {1: "champion", 2: "retired", 3: "candidate"}
+
+
+def printed(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> str:
+    """Everything logged or printed so far in this test (dag.test runs tasks in-process)."""
+    captured = capfd.readouterr()
+    return caplog.text + captured.out + captured.err
+
+
+def test_an_interval_without_data_fails_once_after_its_deadline_and_waits_before_it(
+    demo: Demo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    source = demo.settings.home / "sources" / "demo"
+    last_day = source / f"metrics-{interval(13)[0]:%Y-%m-%d}.csv"
+    aside = tmp_path / last_day.name
+    last_day.rename(aside)
+    try:
+        # Day 13's rows were due by 06:00 the next day (schedule.max_data_delay 6h).
+        run = demo.bag.dags["atalaia__demo__score"].test(logical_date=interval(13)[0])
+    finally:
+        aside.rename(last_day)
+    assert run.state == "failed"
+    states = task_states(run)
+    assert states["batch_interval"] == ["success"]
+    assert states["wait_for_data"] == ["failed"] and states["ingest"] == ["upstream_failed"]
+    (waited,) = [ti for ti in run.get_task_instances() if ti.task_id == "wait_for_data"]
+    assert waited.try_number == 1  # failed once, no retries
+    assert (
+        "monitor demo: no source rows in [2026-01-18 00:00:00+00:00, 2026-01-19 00:00:00+00:00) "
+        "by 2026-01-19 06:00:00+00:00 (schedule.max_data_delay 6h after the interval's end)"
+    ) in printed(caplog, capfd)
+    with transaction(store.engine(demo.settings.store_url)) as session:
+        assert find_batch(session, 1, *interval(13)) is None
+
+    # A monitor that allows its data a year: the run waits, and scores once rows arrive.
+    late = DEMO_LIKE.replace(
+        '  retrain: "@weekly"\n', '  retrain: "@weekly"\n  max_data_delay: 400D\n'
+    )
+    assert "max_data_delay: 400D" in late
+    bag = dag_bag(write_monitor(tmp_path / "monitors", "demo", late).parent, monkeypatch)
+    dag = bag.dags["atalaia__demo__score"]
+    for task in dag.tasks:
+        task.retries = 0
+    dag.task_dict["wait_for_data"].poke_interval = 1
+    last_day.rename(aside)
+    arrival = threading.Timer(3, aside.rename, args=[last_day])
+    arrival.start()
+    try:
+        waited_run = dag.test(logical_date=interval(13)[0])
+    finally:
+        arrival.join()
+    assert waited_run.state == "success", task_states(waited_run)
+    assert summary(waited_run, "wait_for_data") == {"rows": 6 * 288}
+    assert summary(waited_run, "ingest")["rows"] == 6 * 288
+    (sensor,) = [ti for ti in waited_run.get_task_instances() if ti.task_id == "wait_for_data"]
+    from airflow import settings as airflow_settings
+    from airflow.models.taskreschedule import TaskReschedule
+
+    with airflow_settings.Session() as session:
+        rescheduled = session.scalar(
+            select(func.count())
+            .select_from(TaskReschedule)
+            .where(TaskReschedule.ti_id == sensor.id)
+        )
+    assert rescheduled >= 1  # it looked, found nothing, and looked again
+    assert (
+        "monitor demo: no source rows in [2026-01-18 00:00:00+00:00, 2026-01-19 00:00:00+00:00) "
+        "yet; looking again until 2027-02-23 00:00:00+00:00"
+    ) in printed(caplog, capfd)
+
+
+# dag.test() without a logical date clears every earlier run's task instances of the DAG,
+# so the runs without one come last.
+def test_a_run_without_a_logical_date_scores_the_last_complete_interval(
+    demo: Demo, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dag = demo.bag.dags["atalaia__demo__score"]
+    run = dag.test(logical_date=None, run_after=interval(9)[1] + timedelta(hours=3))
+    assert run.logical_date is None and run.data_interval_start is None
+    assert run.state == "success", task_states(run)
+    scored = summary(run, "batch_interval")
+    assert (as_utc(scored["start"]), as_utc(scored["end"])) == interval(9)
+    assert scored["why"].startswith("no logical date: the last complete interval before")
+
+    # Triggered now, its last complete interval is long after the demo's schedule.end: it
+    # fails at once, without retries, instead of failing on an empty batch and retrying.
+    now = dag.test(logical_date=None)
+    assert now.state == "failed"
+    assert task_states(now)["batch_interval"] == ["failed"]
+    assert task_states(now)["ingest"] == ["upstream_failed"]
+    (first,) = [ti for ti in now.get_task_instances() if ti.task_id == "batch_interval"]
+    assert first.try_number == 1
+    yesterday = as_utc(now.run_after).replace(hour=0, minute=0, second=0, microsecond=0) - DAY
+    output = printed(caplog, capfd)
+    assert (
+        f"would score [{yesterday}, {yesterday + DAY}) (no logical date: the last complete "
+        "interval before"
+    ) in output
+    assert "which starts at or after schedule.end 2026-01-19 00:00:00+00:00" in output
