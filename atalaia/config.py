@@ -32,7 +32,6 @@ from sqlalchemy.engine import make_url
 
 from atalaia.errors import ConfigError
 from atalaia.settings import Settings
-from storage.engine import redact
 
 _NAME = r"^[a-z][a-z0-9_]{0,62}$"
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -391,6 +390,10 @@ def _hide_literal_password(url: str) -> str:
         return url
     if password is None or _ENV_VAR.fullmatch(str(password)):
         return url
+    # Here, not at the top: the DAG file imports this module when Airflow parses it, and
+    # parsing keeps the store's package out (dags -> atalaia -> storage, at run time only).
+    from storage.engine import redact
+
     return redact(url)
 
 
