@@ -8,10 +8,10 @@ says so). Per step, its attribution gives each feature's contribution, turned in
 by ``atalaia.attribution.feature_shares``. The event's shares follow the rule of stored
 events (``atalaia.events``): each feature's mean share over the event's anomalous steps,
 here over every feature rather than each step's top three. The expected band is the
-detector's predictive distribution of each feature given everything else it saw (mean +-
-``BAND_SDS`` standard deviations), for the detectors that have one
-(``conditional_moments``: the ``gmm`` mixture's conditional); for the others the page shows
-the values alone and says so.
+detector's predictive distribution of each feature (mean +- ``BAND_SDS`` standard
+deviations), for the detectors that have one: ``gmm``'s conditional given everything else
+it saw (``conditional_moments``), ``ar``'s prediction from the steps before
+(``predictive_moments``); for the others the page shows the values alone and says so.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ from storage.scores import read_scores
 
 # Half-width of the expected band, in the predictive distribution's standard deviations.
 BAND_SDS = 3.0
+# Detectors' predictive distributions, by method name, and what each is conditioned on.
+BAND_METHODS = {
+    "conditional_moments": "the mixture's conditional given every other value it saw",
+    "predictive_moments": "predicted from the steps before",
+}
 # Steps shown on each side of an event, at least.
 MIN_PADDING_STEPS = 12
 
@@ -109,19 +114,24 @@ def _unexplained(monitor: Monitor, why: str) -> dict[str, Any]:
 
 
 def _band(detector: Any, X: pd.DataFrame, monitor: Monitor) -> dict[str, Any] | None:
-    """Each feature's expected band at the step scored, or None without a predictive model."""
-    moments = getattr(detector, "conditional_moments", None)
-    if moments is None:
+    """Each feature's expected band at the step scored and what it is conditioned on, or
+    None for a detector without a predictive distribution."""
+    found = [(method, basis) for method, basis in BAND_METHODS.items() if hasattr(detector, method)]
+    if not found:
         return None
-    mean, sd = moments(X)
+    method, basis = found[0]
+    mean, sd = getattr(detector, method)(X)
     # The step a window is scored for is its last: the last len(features) columns.
     mean, sd = mean[:, -len(monitor.features) :], sd[:, -len(monitor.features) :]
     return {
-        feature: {
-            "low": _floats(mean[:, j] - BAND_SDS * sd[:, j]),
-            "high": _floats(mean[:, j] + BAND_SDS * sd[:, j]),
-        }
-        for j, feature in enumerate(monitor.features)
+        "basis": basis,
+        "features": {
+            feature: {
+                "low": _floats(mean[:, j] - BAND_SDS * sd[:, j]),
+                "high": _floats(mean[:, j] + BAND_SDS * sd[:, j]),
+            }
+            for j, feature in enumerate(monitor.features)
+        },
     }
 
 

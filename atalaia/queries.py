@@ -276,7 +276,8 @@ def event_record(session: Session, event_id: int) -> tuple[EventRow, ModelRow, s
     ).one_or_none()
     if found is None:
         raise NotFoundError(f"event {event_id}: no such event")
-    return found.tuple()
+    event, model, name = found
+    return event, model, name
 
 
 def event_summary(session: Session, event: EventRow, model_version: int) -> dict[str, Any]:

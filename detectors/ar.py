@@ -277,6 +277,28 @@ class LinearARDetector(Detector):
             )
         return out
 
+    def predictive_moments(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of each channel's last step predicted from the lags
+        (the prediction plus the innovation mixture's moments), in the data's units, on the
+        last step's columns; NaN on the lag columns. The band a channel was expected in."""
+        values = self._as_array(X)
+        d = self.n_channels_
+        lags = self._standardise(values)[:, :-d]
+        n_lags = lags.shape[1]
+        mean, sd = np.full(values.shape, np.nan), np.full(values.shape, np.nan)
+        weights = self.innovation_weights_[:, None]
+        shift = (weights * self.innovation_means_).sum(axis=0)
+        for rows, pattern in _patterns(~np.isnan(lags)):
+            conditional = self._conditional(pattern)
+            known = lags[np.ix_(rows, conditional.observed)]
+            centred = known - self.mean_[:n_lags][conditional.observed]
+            predicted = self.mean_[n_lags:] + centred @ conditional.coef + shift
+            spreads = np.diagonal(self._component_covariances(conditional), axis1=1, axis2=2)
+            second = (weights * (spreads + self.innovation_means_**2)).sum(axis=0)
+            mean[rows, -d:] = predicted * self.scale_ + self.center_
+            sd[rows, -d:] = np.sqrt(np.maximum(second - shift**2, 0.0)) * self.scale_
+        return mean, sd
+
     def _score_samples(self, X: np.ndarray) -> np.ndarray:
         residuals, groups = self._predictions(X)
         log_likelihood = np.empty(len(X))

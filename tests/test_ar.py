@@ -240,3 +240,19 @@ def test_seasonal_lags_find_a_level_that_is_normal_but_not_at_this_time_of_day()
     with_season, without = scores([period]), scores([])
     assert with_season[anomaly - 24 * 40] > with_season[clean].max()
     assert without[anomaly - 24 * 40] < without[clean].max(), "recent steps alone miss it"
+
+
+def test_predictive_moments_of_a_known_autoregression() -> None:
+    """x_t = 10 + 0.8 (x_{t-1} - 10) + 2 e_t: the band is 10 + 0.8 (x_{t-1} - 10) +- 2 sd."""
+    rng = np.random.default_rng(0)
+    series = np.empty(6000)
+    series[0] = 10.0
+    for t in range(1, len(series)):
+        series[t] = 10.0 + 0.8 * (series[t - 1] - 10.0) + 2.0 * rng.normal()
+    windows = pd.DataFrame({"x@t-1": series[:-1], "x@t-0": series[1:]})
+    model = detectors.create("ar", max_components=1, order=1).fit(windows.iloc[:5000])
+    mean, sd = model.predictive_moments(windows.iloc[5000:])
+    previous = windows["x@t-1"].to_numpy()[5000:]
+    np.testing.assert_allclose(mean[:, 1], 10.0 + 0.8 * (previous - 10.0), atol=0.15)
+    np.testing.assert_allclose(sd[:, 1], 2.0, rtol=0.05)
+    assert np.isnan(mean[:, 0]).all()

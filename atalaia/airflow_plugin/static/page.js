@@ -288,15 +288,15 @@ function renderFeatures(explanation, event) {
   const target = $("#feature-charts");
   target.replaceChildren();
   $("#band-note").textContent = explanation.note ? `Not shown: ${explanation.note}.`
-    : explanation.band ? `Shaded blue: the band the model expected each feature in given everything else it saw `
-      + `(its conditional mean +- ${explanation.band_sds} sd). Red: the event.`
+    : explanation.band ? `Shaded blue: the band the model expected each feature in, `
+      + `${explanation.band.basis} (mean +- ${explanation.band_sds} sd). Red: the event.`
     : "This detector has no predictive distribution to draw an expected band from: the values alone. Red: the event.";
   if (!explanation.steps.length) return;
   const width = 900, height = 90;
   const x = xScale(explanation, width);
   for (const feature of explanation.features) {
     const values = explanation.values[feature];
-    const band = explanation.band ? explanation.band[feature] : null;
+    const band = explanation.band ? explanation.band.features[feature] : null;
     const all = values.concat(band ? band.low.concat(band.high) : []).filter((v) => v !== null);
     const low = Math.min(...all), high = Math.max(...all);
     const y = (v) => 5 + (height - 20) * (1 - (v - low) / Math.max(1e-9, high - low));
