@@ -246,9 +246,11 @@ def test_a_viewer_may_read_but_not_give_feedback_or_change_the_champion(server: 
 
 @pytest.fixture
 def browser(server: Server) -> Iterator[Any]:
-    """Headless Chromium, signed in as ``oncall`` with the api-server's JWT cookie."""
+    """Headless Chromium, signed in as ``oncall`` through Airflow's own login page."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("chromium and chromedriver are not installed (Debian: chromium-driver)")
@@ -258,8 +260,14 @@ def browser(server: Server) -> Iterator[Any]:
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
-        driver.get(f"{server.url}/api/v2/monitor/health")  # the cookie needs the origin
-        driver.add_cookie({"name": "_token", "value": server.token("oncall"), "path": "/"})
+        driver.get(f"{server.url}/auth/login")
+        form = WebDriverWait(driver, 60).until(
+            lambda _: driver.find_elements(By.CSS_SELECTOR, "input[name=password]")
+        )
+        driver.find_element(By.CSS_SELECTOR, "input[name=username]").send_keys("oncall")
+        form[0].send_keys(USERS["oncall"][1])
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        WebDriverWait(driver, 60).until(lambda _: driver.get_cookie("_token"))
         yield driver
     finally:
         driver.quit()
@@ -274,7 +282,9 @@ def test_the_page_explains_an_event_and_takes_a_false_alarm(
     def wait_for(condition: Any) -> Any:
         return WebDriverWait(browser, 60).until(lambda _: condition())
 
-    browser.get(f"{server.url}/atalaia/")
+    browser.get(f"{server.url}/plugin/atalaia")  # the "Atalaia" entry of Airflow's UI
+    frame = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, 'iframe[src$="/atalaia/"]'))
+    browser.switch_to.frame(frame[0])
     wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
     listed = browser.find_elements(By.CSS_SELECTOR, "#events tbody tr")
     assert len(listed) == 12
@@ -305,7 +315,9 @@ def test_the_page_explains_an_event_and_takes_a_false_alarm(
         broken["start"],
         broken["end"],
     )
-    browser.save_screenshot(str(tmp_path / "on-call-page.png"))
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(tmp_path / "on-call-page.png"))  # inside Airflow's UI
+    browser.switch_to.frame(frame[0])
 
     spike = incident_event(events(server, server.token("oncall")), "spike")
     row = browser.find_element(By.CSS_SELECTOR, f'#events tbody tr[data-event-id="{spike["id"]}"]')
@@ -313,12 +325,14 @@ def test_the_page_explains_an_event_and_takes_a_false_alarm(
     wait_for(lambda: browser.find_element(By.ID, "event-title").text.startswith(f"{spike['id']}:"))
     first = timings(browser)
 
+    browser.switch_to.default_content()
     browser.get(f"{server.url}/atalaia/monitors/demo/events/{broken['id']}")  # alerts' link
     wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
     assert browser.find_element(By.ID, "verdict").text == "false alarm"
+    browser.save_screenshot(str(tmp_path / "drill-down.png"))
     measured = {"first visit after start": first, "second visit": timings(browser)}
     (tmp_path / "timings.json").write_text(json.dumps(measured, indent=1))
-    print(f"on-call page timings (ms): {measured}; screenshot {tmp_path / 'on-call-page.png'}")
+    print(f"on-call page timings (ms): {measured}; screenshots in {tmp_path}")
 
 
 def timings(browser: Any) -> dict[str, float]:
