@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,16 @@ def request(
         return status, text.decode(errors="replace")
 
 
+def plugins_folder(airflow_home: Path) -> Path:
+    """``plugins/`` of this checkout, unless the installed distribution's entry point
+    already brings the plugin (then an empty folder, so it is not registered twice)."""
+    installed = entry_points(group="airflow.plugins").select(name="atalaia")
+    if installed:
+        (airflow_home / "plugins").mkdir(exist_ok=True)
+        return airflow_home / "plugins"
+    return REPO / "plugins"
+
+
 def free_port() -> int:
     for port in PORTS:
         with socket.socket() as probe:
@@ -112,9 +123,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {
         **os.environ,
         **atalaia_env,
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder(airflow_home)),
         "AIRFLOW__CORE__DAGS_FOLDER": str(airflow_home / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
