@@ -40,9 +40,12 @@ AIRFLOW_SERVICES = {
     "airflow-apiserver",
     "airflow-scheduler",
     "airflow-dag-processor",
-    "airflow-worker",
+    "airflow-worker-1",
+    "airflow-worker-2",
+    "flower",
     "atalaia-demo",
 }
+WORKERS = ("airflow-worker-1", "airflow-worker-2")
 SERVICES = AIRFLOW_SERVICES | {
     "postgres",
     "redis",
@@ -60,6 +63,7 @@ PORTS = {
     "prometheus": 9090,
     "alertmanager": 9093,
     "grafana": 3000,
+    "flower": 5555,
 }
 PROMETHEUS_OWN_SERIES = {"ALERTS"}
 VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -167,7 +171,6 @@ def test_airflow_services_share_one_configuration(services: dict[str, Any]) -> N
         assert "atalaia-data:/opt/airflow/atalaia-data" in services[name]["volumes"]
     assert common["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert services["airflow-worker"]["command"] == "celery worker"
     assert urlsplit(common["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
     execution = urlsplit(common["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert (execution.hostname, execution.port) == ("airflow-apiserver", PORTS["airflow-apiserver"])
@@ -176,6 +179,34 @@ def test_airflow_services_share_one_configuration(services: dict[str, Any]) -> N
     assert environment(init)["_AIRFLOW_DB_MIGRATE"] == "true"
     assert "atalaia db upgrade" in init["command"][-1]
     assert "atalaia demo" in services["atalaia-demo"]["command"][-1]
+
+
+def test_two_celery_workers_take_the_tasks_under_their_own_hostnames(
+    services: dict[str, Any],
+) -> None:
+    workers = {name: services[name] for name in WORKERS}
+    for name, worker in workers.items():
+        # The hostname Airflow records for the worker's tasks, and fetches their logs from,
+        # is the service's name, which the stack's network resolves.
+        assert worker["hostname"] == name
+        assert worker["command"][:2] == ["celery", "worker"]
+        assert worker["command"][2:] == ["--celery-hostname", f"{name}@%h"]
+        assert f"-d \"{name}@$${{HOSTNAME}}\"" in worker["healthcheck"]["test"][-1]
+        assert worker["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+        assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert environment(worker)["DUMB_INIT_SETSID"] == "0"
+        assert "profiles" not in worker, f"{name} starts with the stack"
+    assert len({tuple(worker["command"]) for worker in workers.values()}) == len(WORKERS)
+
+
+def test_flower_is_optional_behind_a_login_on_loopback(services: dict[str, Any]) -> None:
+    flower = services["flower"]
+    assert flower["profiles"] == ["flower"]
+    assert flower["command"] == ["celery", "flower"]
+    user, _, password = environment(flower)["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"].partition(":")
+    assert user and password
+    assert flower["ports"] == [f"127.0.0.1:{PORTS['flower']}:{PORTS['flower']}"]
+    assert '--user "$${AIRFLOW__CELERY__FLOWER_BASIC_AUTH}"' in flower["healthcheck"]["test"][-1]
 
 
 def test_urls_name_services_ports_databases_and_passwords_that_exist(
@@ -324,7 +355,8 @@ def test_the_image_installs_the_package_and_copies_dags_and_monitors(
     installs = [line for line in lines if line.startswith("RUN pip install")]
     assert (
         installs
-        and 'pip install --no-cache-dir "apache-airflow==3.3.2" /opt/atalaia' in (installs[0])
+        and 'pip install --no-cache-dir "apache-airflow==3.3.2" "/opt/atalaia[celery]"'
+        in (installs[0])
     )
     user = [line for line in lines if line.startswith("USER ")]
     assert user == ["USER airflow"], "pip installs into the airflow user's site, not root's"
