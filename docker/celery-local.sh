@@ -13,7 +13,8 @@
 #   1. the first day's partitions ran on both workers;
 #   2. the store holds exactly the scores and events of a single-process run
 #      (`atalaia score` on a second store);
-#   3. the second day survives one worker killed with SIGKILL while it scores a partition:
+#   3. the second day survives one worker killed with SIGKILL (every process of it, as if its
+#      machine died) while it scores a partition:
 #      Airflow retries the partition on the other worker, and the store again equals the
 #      single-process run's, with no row duplicated.
 # Each check prints PASS or FAIL; the exit status is 1 if any failed. Everything started
@@ -62,7 +63,8 @@ stop_all() {
         [ "$alive" -eq 0 ] && break
         sleep 1
     done
-    for pid in "${PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+    # The whole session: Airflow runs each task in a process group of its own.
+    for pid in "${PIDS[@]}"; do pkill -KILL -s "$pid" 2>/dev/null || true; done
     if [ "${CELERY_LOCAL_KEEP:-0}" = 1 ] || [ "$FAILED" -ne 0 ]; then
         echo "kept $WORK (logs/ has every process's output)"
     else
@@ -73,7 +75,7 @@ trap stop_all EXIT
 trap 'FAILED=1; say "FAIL: \`$BASH_COMMAND\` exited with status $?"' ERR
 trap 'exit 130' INT TERM
 
-# start NAME COMMAND...: in its own session, so that it and its children stop together.
+# start NAME COMMAND...: in a session of its own, so that it and its children stop together.
 start() {
     local name=$1
     shift
@@ -174,7 +176,7 @@ result "second day's run" "$status" "$detail"
 "${CHECK[@]}" tasks "$META_URL" "$DAG" "$SECOND_DAY" | sed 's/^/       /'
 if [ "$KILL" = 1 ]; then
     victim=$(head -1 "$WORK/logs/killer.log")
-    say "killed $victim (kill -9 of its process group): $(tail -1 "$WORK/logs/killer.log")"
+    say "killed $victim (kill -9 of all its processes): $(tail -1 "$WORK/logs/killer.log")"
     status=0
     detail=$("${CHECK[@]}" check-retried "$META_URL" "$ATALAIA_STORE_URL" "$DAG" "$SECOND_DAY" \
         "$victim") || status=$?

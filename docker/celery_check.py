@@ -5,7 +5,7 @@
     python docker/celery_check.py wait-dag META_URL DAG_ID
     python docker/celery_check.py wait-run META_URL DAG_ID START [--timeout 600]
     python docker/celery_check.py kill-scoring-worker META_URL STORE_URL DAG_ID START \
-        --worker HOSTNAME=PGID --worker HOSTNAME=PGID
+        --worker HOSTNAME=SESSION --worker HOSTNAME=SESSION
     python docker/celery_check.py tasks META_URL DAG_ID START
     python docker/celery_check.py check-spread META_URL DAG_ID START
     python docker/celery_check.py check-retried META_URL STORE_URL DAG_ID START HOST
@@ -22,6 +22,7 @@ what it found; a failed check exits with status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -219,6 +220,23 @@ def wait_run(meta_url: str, dag_id: str, start: str, timeout: float) -> int:
     return 1
 
 
+def kill_session(session_id: int) -> None:
+    """SIGKILL every process of a session (Linux's /proc).
+
+    Not only the process group: Airflow runs each task in a process group of its own, which
+    would outlive its worker and finish the task.
+    """
+    for _ in range(2):  # again, for any process forked while the first pass ran
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                state_on = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+            if int(state_on[3]) == session_id:  # state, ppid, pgrp, session, ...
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(stat.parent.name), signal.SIGKILL)
+
+
 def kill_scoring_worker(
     meta_url: str,
     store_url: str,
@@ -227,11 +245,12 @@ def kill_scoring_worker(
     workers: dict[str, int],
     timeout: float,
 ) -> int:
-    """Kill -9 the process group of a worker in the middle of scoring a partition.
+    """Kill -9 a worker in the middle of scoring a partition, as if its machine died.
 
     Waits until the store records a ``score_partition`` job of the interval as running, then
-    kills the worker whose ``score`` task of the run started first among those running (the
-    one whose job has begun). Prints the worker's hostname.
+    kills the session (``workers``: hostname to session id) of the worker whose ``score``
+    task of the run started first among those running (the one whose job has begun). Prints
+    the worker's hostname, then what was running.
     """
     deadline = time.monotonic() + timeout
     query = text(
@@ -250,11 +269,12 @@ def kill_scoring_worker(
             ]
             if running:
                 victim = min(running, key=lambda t: t["start_date"])["hostname"]
-                os.killpg(workers[victim], signal.SIGKILL)
+                kill_session(workers[victim])
                 print(victim)
                 print(
-                    f"{writing} partition job(s) were writing, the first for {oldest:.1f} s, "
-                    f"{len(running)} score task(s) running"
+                    f"at {datetime.now(UTC):%H:%M:%S} UTC, when {writing} partition job(s) were "
+                    f"writing, the first for {oldest:.1f} s, and {len(running)} score task(s) "
+                    "were running"
                 )
                 return 0
         time.sleep(0.2)
@@ -296,8 +316,8 @@ def check_spread(meta_url: str, dag_id: str, start: str) -> int:
 def check_retried(meta_url: str, store_url: str, dag_id: str, start: str, host: str) -> int:
     """Check that a partition whose try on ``host`` did not finish succeeded on another host.
 
-    Also says how many of the interval's partition jobs the store still records as running:
-    a worker killed inside a job leaves its job's record so.
+    Also counts the store's records of the interval's partition jobs by status: a worker
+    killed inside a job leaves its record running until a later job marks it abandoned.
     """
     run = dag_run(meta_url, dag_id, start)
     if run is None:
@@ -322,12 +342,12 @@ def check_retried(meta_url: str, store_url: str, dag_id: str, start: str, host: 
     if not lost:
         print(f"no score try on {host} was lost")
     query = text(
-        "SELECT count(*) FROM runs WHERE job = 'score_partition' AND status = 'running' "
-        "AND interval_start = :start"
+        "SELECT status, count(*) FROM runs WHERE job = 'score_partition' "
+        "AND interval_start = :start GROUP BY status ORDER BY status"
     )
     with engine(store_url).connect() as connection:
-        stale = connection.execute(query, {"start": start}).scalar()
-    print(f"{stale} partition job(s) of the interval still recorded as running in the store")
+        statuses = connection.execute(query, {"start": start}).all()
+    print("the store's partition jobs: " + ", ".join(f"{n} {status}" for status, n in statuses))
     return 0 if lost and len(recovered) == len(lost) and run["state"] == "success" else 1
 
 
@@ -397,7 +417,10 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("store_url")
         if name == "kill-scoring-worker":
             command.add_argument(
-                "--worker", action="append", required=True, help="HOSTNAME=PGID of a worker"
+                "--worker",
+                action="append",
+                required=True,
+                help="HOSTNAME=SESSION_ID",
             )
         command.add_argument("dag_id")
         command.add_argument("start", help="the run's data interval start, ISO 8601")
