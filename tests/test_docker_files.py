@@ -191,7 +191,7 @@ def test_two_celery_workers_take_the_tasks_under_their_own_hostnames(
         assert worker["hostname"] == name
         assert worker["command"][:2] == ["celery", "worker"]
         assert worker["command"][2:] == ["--celery-hostname", f"{name}@%h"]
-        assert f"-d \"{name}@$${{HOSTNAME}}\"" in worker["healthcheck"]["test"][-1]
+        assert f'-d "{name}@$${{HOSTNAME}}"' in worker["healthcheck"]["test"][-1]
         assert worker["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
         assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
         assert environment(worker)["DUMB_INIT_SETSID"] == "0"
