@@ -93,7 +93,11 @@ def fleet_frame(entities: int, days: list[datetime], seed: int = 11) -> pd.DataF
 
 
 def monitor_yaml(sources: Path, days: list[datetime]) -> str:
-    """The fleet monitor: gmm over windows of two hours, scored daily from the first scored day."""
+    """The fleet monitor: gmm over windows of two hours, scored daily over the scored days.
+
+    ``schedule.end`` stops the catchup at the data's end, even when the script runs across
+    midnight.
+    """
     first_scored = days[BASELINE_DAYS]
     return f"""\
 name: fleet
@@ -120,6 +124,7 @@ schedule:
   score: "@daily"
   retrain: null
   start: {first_scored.isoformat()}
+  end: {(days[-1] + DAY).isoformat()}
   catchup: true
 scoring:
   partition_entities: {PARTITION_ENTITIES}

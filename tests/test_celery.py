@@ -44,6 +44,7 @@ def test_the_fleet_is_a_valid_monitor_of_daily_files_with_incidents_in_scored_da
     assert days == celery_check.fleet_days(today)
     assert monitor.baseline.start == days[0]
     assert monitor.baseline.end == monitor.schedule.start == days[celery_check.BASELINE_DAYS]
+    assert monitor.schedule.end == today
     assert monitor.scoring.partition_entities == celery_check.PARTITION_ENTITIES
     files = sorted((tmp_path / "sources").glob("*.parquet"))
     assert len(files) == celery_check.BASELINE_DAYS + celery_check.SCORED_DAYS
