@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,17 +20,20 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from atalaia import demo_data, jobs, store
 from atalaia.api import event_record
 from atalaia.attribution import shares_text
-from atalaia.config import Monitor, as_utc, find_monitor, load_monitor
+from atalaia.config import Monitor, find_monitor, load_monitor, parse_duration
 from atalaia.errors import AtalaiaError, NotFoundError
 from atalaia.queries import events_as_scored
 from atalaia.settings import Settings
+from atalaia.times import parse_time
 from detectors import ArtifactError
 from storage.batches import quarantine_rows
-from storage.engine import StoreUnavailable, redact, transaction
+from storage.engine import StoreUnavailable, first_line, redact, transaction
 from storage.labels import add_label, labels_overlapping
 from storage.monitors import ensure_monitor, monitor_id
 from storage.registry import find_model, list_models
@@ -89,6 +92,11 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except (AtalaiaError, ArtifactError, StoreUnavailable) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
+        except SQLAlchemyError as exc:  # the store failed mid-run: lost, full, read-only
+            url = Settings.from_env().store_url
+            reason = first_line(exc, make_url(url).password)
+            typer.echo(f"error: store {redact(url)}: {reason}", err=True)
+            raise typer.Exit(1) from exc
 
     return wrapper
 
@@ -99,24 +107,27 @@ def _monitor(name_or_path: str, settings: Settings) -> Monitor:
     return find_monitor(settings.monitors_dir, name_or_path)
 
 
+def _time(text: str, option: str) -> datetime:
+    """An option's date or time (``atalaia.times``), or one error line saying what is expected."""
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise AtalaiaError(f"{option} {text!r}: {exc}") from exc
+
+
 def _intervals(start: str, end: str, every: str | None) -> list[tuple[datetime, datetime]]:
-    first, last = as_utc(start), as_utc(end)
+    first, last = _time(start, "--start"), _time(end, "--end")
     if every is None:
         return [(first, last)]
-    length = _duration(every)
+    try:
+        length = parse_duration(every)
+    except ValueError as exc:
+        raise AtalaiaError(f"--every {every!r}: {exc}, e.g. 1D or 6h") from exc
     bounds = []
     while first < last:
         bounds.append((first, min(first + length, last)))
         first += length
     return bounds
-
-
-def _duration(text: str) -> timedelta:
-    units = {"s": "seconds", "min": "minutes", "h": "hours", "D": "days"}
-    for suffix, unit in units.items():
-        if text.endswith(suffix) and text[: -len(suffix)].isdigit():
-            return timedelta(**{unit: int(text[: -len(suffix)])})
-    raise AtalaiaError(f"--every {text!r}: use a number and s, min, h or D, e.g. 1D")
 
 
 @app.callback()
@@ -175,7 +186,8 @@ def train(
     if (start is None) != (end is None):
         raise AtalaiaError("give both --start and --end, or neither")
     with console.status("training") if not as_json else contextlib.nullcontext():
-        result = jobs.train(config, (start, end) if start else None, settings=settings)
+        baseline = (_time(start, "--start"), _time(end, "--end")) if start else None
+        result = jobs.train(config, baseline, settings=settings)
     if as_json:
         _print_json(result)
         return
@@ -255,6 +267,7 @@ def events(
     as_json: AsJson = False,
 ) -> None:
     """List a monitor's events, each found by the version that scored its batch."""
+    first, last = _time(since, "--since"), _time(until, "--until")
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     with transaction(store.require_current(settings.store_url)) as session:
@@ -263,7 +276,7 @@ def events(
             raise NotFoundError(f"monitor {config.name}: no job has run for it yet")
         if version is not None and find_model(session, identifier, version) is None:
             raise NotFoundError(f"monitor {config.name}: no model version {version}")
-        rows = events_as_scored(session, identifier, as_utc(since), as_utc(until), version=version)
+        rows = events_as_scored(session, identifier, first, last, version=version)
         if as_json:
             _print_json([event_record(config.name, event, number) for event, number in rows])
             return
@@ -293,7 +306,7 @@ def report(
 
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
-    first, last = as_utc(start), as_utc(end)
+    first, last = _time(start, "--from"), _time(end, "--to")
     if first >= last:
         raise AtalaiaError(f"--from {start} is not before --to {end}")
     target = out or Path(f"report-{config.name}.html")
@@ -367,7 +380,9 @@ def evaluate(
         config = _monitor(monitor, settings)
         with transaction(store.require_current(settings.store_url)) as session:
             model = model_version(session, config.name, version)
-            frame = stored_labelled_scores(session, model, as_utc(since), as_utc(until), label_kind)
+            frame = stored_labelled_scores(
+                session, model, _time(since, "--since"), _time(until, "--until"), label_kind
+            )
         title = f"{config.name}: version {model.version} against its {label_kind!r} labels"
         monitor_gap, monitor_lead = config.events.max_gap, config.event_lead_steps
         if frame.empty:
@@ -411,7 +426,7 @@ def labels_add(
     """Record a known incident of a monitor."""
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
-    first, last = as_utc(start), as_utc(end)
+    first, last = _time(start, "--start"), _time(end, "--end")
     if first > last:
         raise AtalaiaError(f"label start {first} is after its end {last}")
     with transaction(store.require_current(settings.store_url)) as session:

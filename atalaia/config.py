@@ -11,12 +11,13 @@ from the environment never reaches the store.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -32,6 +33,8 @@ from sqlalchemy.engine import make_url
 
 from atalaia.errors import ConfigError
 from atalaia.settings import Settings
+from detectors.params import check_params
+from storage.engine import redact
 
 _NAME = r"^[a-z][a-z0-9_]{0,62}$"
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -100,6 +103,11 @@ class Detector(_Strict):
     @classmethod
     def _seasons(cls, value: list[str]) -> list[str]:
         return [_checked_duration(season) for season in value]
+
+    @model_validator(mode="after")
+    def _declared_params(self) -> Detector:
+        check_params(self.kind, self.params)
+        return self
 
 
 class Baseline(_Strict):
@@ -323,6 +331,20 @@ class Monitor(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _windows_fit_the_baseline(self) -> Monitor:
+        if self.baseline.start is None or self.baseline.end is None:
+            return self  # last_intervals: checked when the baseline is assembled
+        steps = (self.baseline.end - self.baseline.start) // self.step
+        needed = self.detector.window + self.detector.smoothing - 1
+        if needed >= steps:
+            raise ValueError(
+                f"detector.window {self.detector.window} and smoothing "
+                f"{self.detector.smoothing} span {needed} steps of {self.frequency}, but the "
+                f"baseline holds only {steps}: nothing would be left to train on"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _seasons_fit_the_grid(self) -> Monitor:
         if self.detector.seasons and self.detector.window == 1:
             raise ValueError("detector.seasons needs windows (detector.window > 1)")
@@ -352,7 +374,7 @@ class Monitor(_Strict):
 def _checked_duration(value: str) -> str:
     match = _FREQUENCY.match(value)
     if match is None or int(match.group(1) or 1) == 0:
-        raise ValueError(f"{value!r} is not a number followed by s, min, h or D")
+        raise ValueError(f"{value!r} is not a positive number followed by s, min, h or D")
     return value
 
 
@@ -360,6 +382,12 @@ def event_lead(smoothing: int) -> int:
     """How many steps before its first anomaly an event starts, with scores smoothed over
     ``smoothing`` steps: the steps whose raw scores the first anomalous score averages."""
     return smoothing - 1
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration typed by a person, such as ``5min`` or ``1D``; zero or anything other than
+    a positive number and s, min, h or D raises ValueError."""
+    return duration(_checked_duration(text))
 
 
 def duration(text: str) -> timedelta:
@@ -434,15 +462,46 @@ def load_monitor(path: str | Path) -> Monitor:
     try:
         monitor = Monitor.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{path}: {field}: {first['msg']}{more}") from exc
+        raise ConfigError(f"{path}: {_first_problem(exc)}") from exc
     if isinstance(monitor.source, FileSource) and not Path(monitor.source.path).is_absolute():
         absolute = str(path.parent.resolve() / monitor.source.path)
         monitor = monitor.model_copy(update={"source": FileSource(path=absolute)})
     monitor._unexpanded = json.loads(json.dumps(raw, default=str))  # YAML dates as text
     return monitor
+
+
+def _first_problem(error: ValidationError) -> str:
+    """The problem to report first: an unknown setting (most likely a typo, which would
+    otherwise show as a missing one), with the closest known name; else the first error."""
+    problems = error.errors()
+    unknown = [problem for problem in problems if problem["type"] == "extra_forbidden"]
+    first = (unknown or problems)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    if not unknown:
+        return f"{field}: {first['msg'].removeprefix('Value error, ')}{more}"
+    known = _known_settings(first["loc"])
+    close = difflib.get_close_matches(str(first["loc"][-1]), known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+    return f"{field}: unknown setting; {hint}{more}"
+
+
+def _known_settings(location: tuple[Any, ...]) -> list[str]:
+    """The setting names allowed beside the last part of ``location`` (an error's loc)."""
+    models: list[type[BaseModel]] = [Monitor]
+    for part in location[:-1]:
+        if len(models) > 1:  # a tagged union (source): the part is the tag
+            models = [m for m in models if m.model_fields["kind"].default == part]
+            continue
+        field = models[0].model_fields.get(str(part)) if models else None
+        models = _models_in(field.annotation) if field else []
+    return list(models[0].model_fields) if len(models) == 1 else []
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for inner in get_args(annotation) for model in _models_in(inner)]
 
 
 def load_monitors(folder: str | Path) -> dict[str, Monitor]:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from atalaia.errors import ConfigError
 
 DEFAULT_STORE_URL = "sqlite:///atalaia.db"
 
@@ -28,6 +31,7 @@ class Settings:
     # Event alerts go to this Alertmanager (atalaia.alerting); their links to Airflow's UI.
     alertmanager_url: str | None = None
     airflow_url: str | None = None
+    connect_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -44,4 +48,19 @@ class Settings:
             pushgateway_url=env.get("ATALAIA_PUSHGATEWAY_URL") or None,
             alertmanager_url=env.get("ATALAIA_ALERTMANAGER_URL") or None,
             airflow_url=env.get("ATALAIA_AIRFLOW_URL") or None,
+            connect_timeout=_seconds(env, "ATALAIA_STORE_CONNECT_TIMEOUT", 10.0),
         )
+
+
+def _seconds(env: Any, name: str, default: float) -> float:
+    """A positive number of seconds from ``env[name]``; a bad value is a ConfigError."""
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(f"{name}={text!r}: expected a positive number of seconds")
+    return value

@@ -8,6 +8,7 @@ can quarantine a bad value with what was actually written. Each row carries its 
 from __future__ import annotations
 
 import glob
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import MetaData, Table, create_engine, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from atalaia.config import FileSource, Monitor, SqlSource
 from atalaia.errors import NoSourceFilesError, SourceError
-from storage.engine import redact
+from atalaia.settings import Settings
+from storage.engine import connect_args, first_line, redact
 
 SOURCE = "_source"
 ROW = "_row"
@@ -49,7 +52,7 @@ def _read_file(path: Path) -> pd.DataFrame:
         if path.suffix.lower() == ".parquet":
             frame = pq.read_table(path).to_pandas()
         elif path.suffix.lower() in (".csv", ".gz"):
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            frame = _read_csv(path)
         else:
             raise SourceError(f"{path}: unsupported file type (use .csv or .parquet)")
     except (OSError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -61,8 +64,22 @@ def _read_file(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file's values as text; a row with more fields than the header refuses the file
+    (pandas would otherwise shift a first such row's columns, or drop its extra fields)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_values=[""], index_col=False
+            )
+        except pd.errors.ParserWarning as exc:
+            raise pd.errors.ParserError(f"a row has more fields than the header ({exc})") from exc
+
+
 def _read_sql(monitor: Monitor, source: SqlSource, start: datetime, end: datetime) -> pd.DataFrame:
-    engine = create_engine(source.url)
+    timeout = Settings.from_env().connect_timeout
+    engine = create_engine(source.url, connect_args=connect_args(source.url, timeout))
     try:
         with engine.connect() as connection:
             if source.query is not None:
@@ -80,7 +97,9 @@ def _read_sql(monitor: Monitor, source: SqlSource, start: datetime, end: datetim
     except NoSuchTableError as exc:
         raise SourceError(f"no table {source.table} in {redact(source.url)}") from exc
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        reason = first_line(exc, make_url(source.url).password)
+        if "timeout expired" in reason:
+            reason = f"no answer within {max(1, round(timeout))} s (ATALAIA_STORE_CONNECT_TIMEOUT)"
         raise SourceError(f"cannot read source {redact(source.url)}: {reason}") from exc
     finally:
         engine.dispose()

@@ -7,17 +7,21 @@ from functools import cache
 from sqlalchemy import Engine
 
 from atalaia.errors import StoreError
+from atalaia.settings import Settings
 from storage import migrate
 from storage.engine import StoreUnavailable, open_engine, redact
 
 
 @cache
 def engine(url: str) -> Engine:
-    """A reachable engine for ``url`` (cached); raise StoreError naming the redacted URL."""
+    """A reachable engine for ``url`` (cached); raise StoreError naming the redacted URL.
+
+    A PostgreSQL server gets ``ATALAIA_STORE_CONNECT_TIMEOUT`` seconds to answer."""
     try:
-        return open_engine(url)
+        return open_engine(url, Settings.from_env().connect_timeout)
     except StoreUnavailable as exc:
-        raise StoreError(str(exc)) from exc
+        hint = " (ATALAIA_STORE_CONNECT_TIMEOUT sets how long to wait)" if exc.timed_out else ""
+        raise StoreError(f"{exc}{hint}") from exc
 
 
 def upgrade(url: str) -> None:

@@ -139,6 +139,15 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
     the training rows before them as context.
     """
     began = time.perf_counter()
+    stamps = baseline.frame[monitor.timestamp]
+    steps = (stamps.max() - stamps.min()) // monitor.step + 1
+    needed = monitor.detector.window + monitor.detector.smoothing - 1
+    if needed >= steps:
+        raise EmptyBatchError(
+            f"monitor {monitor.name}: detector.window {monitor.detector.window} and smoothing "
+            f"{monitor.detector.smoothing} span {needed} steps, but the baseline holds only "
+            f"{steps}: nothing would be left to train on"
+        )
     inputs = detector_input(baseline.frame, monitor)
     first, last = inputs.ts.min(), inputs.ts.max()
     longest = max(monitor.season_steps, default=0) * monitor.step

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 PROBE_MONITOR = """\
 name: probe
-source: {kind: files, path: '${ATALAIA_HOME}/src/*.csv'}
+source: {kind: files, path: '${ATALAIA_HOME}/src/*'}
 timestamp: ts
 entities: [site]
 features: [a, b]

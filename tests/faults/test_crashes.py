@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from sqlalchemy import text
 
 from atalaia import store
 from atalaia.settings import Settings
-from tests.faults.probe import atalaia, cli, counts, ok, one_error_line
+from tests.faults.probe import atalaia, cli, counts, ok
 
 SCORE_DAY = ("--start", "2026-01-08", "--end", "2026-01-09")
 
@@ -24,17 +23,18 @@ def ingest_all() -> None:
 
 
 def kill_once_running(settings: Settings, *args: str) -> None:
-    """Start ``atalaia ARGS``, kill -9 it as soon as its run is recorded as running."""
+    """Start ``atalaia ARGS`` and kill -9 it as soon as its run is recorded as running."""
     process = atalaia(*args)
     engine = store.engine(settings.store_url)
     query = text("SELECT count(*) FROM runs WHERE status = 'running'")
-    while process.poll() is None:
+    running = False
+    while not running and process.poll() is None:
         with engine.connect() as connection:
-            if connection.execute(query).scalar():
-                break
+            running = bool(connection.execute(query).scalar())
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
-    process.communicate()
+    _, stderr = process.communicate()
+    assert running, f"the run ended before it could be killed: {stderr}"
 
 
 def dead_pid() -> int:
@@ -59,7 +59,7 @@ def test_train_killed_mid_run_then_rerun_makes_one_whole_version(home: Settings)
         )
     folders = sorted(p.name for p in (home.models_dir / "probe").iterdir())
     assert folders == [f"v{version:04d}" for version, _ in sorted(stored)]
-    assert statuses.get("abandoned", 0) in (0, 1)  # 0: the kill landed after the commit
+    assert statuses["abandoned"] == 1
     ok(cli("score", "probe", *SCORE_DAY))
     assert counts(home)["scores"] == 48
 
@@ -90,11 +90,10 @@ def test_score_killed_mid_run_then_rerun_leaves_each_row_once(home: Settings) ->
         killed = connection.execute(
             text("SELECT message FROM runs WHERE status = 'abandoned'")
         ).all()
-    assert len(killed) <= 1
-    if killed:  # the kill landed before the run finished: it is counted
-        assert "ended without finishing" in killed[0].message
-        prom = home.metrics_dir / "atalaia_probe_score_abandoned.prom"
-        assert 'atalaia_abandoned_runs{job="score",monitor="probe"} 1.0' in prom.read_text()
+    assert len(killed) == 1
+    assert "ended without finishing" in killed[0].message
+    prom = home.metrics_dir / "atalaia_probe_score_abandoned.prom"
+    assert 'atalaia_abandoned_runs{job="score",monitor="probe"} 1.0' in prom.read_text()
 
 
 def test_a_run_on_another_host_without_heartbeat_is_abandoned(home: Settings) -> None:
@@ -113,21 +112,3 @@ def test_a_run_on_another_host_without_heartbeat_is_abandoned(home: Settings) ->
             text("SELECT message FROM runs WHERE status = 'abandoned'")
         ).scalar_one()
     assert message.startswith("abandoned: no heartbeat since 2026-01-01")
-
-
-def test_a_version_folder_that_cannot_be_written_is_one_line(home: Settings) -> None:
-    ingest_all()
-    models = home.models_dir / "probe"
-    models.mkdir(parents=True)
-    models.chmod(0o500)
-    try:
-        if os.access(models, os.W_OK):  # root ignores permissions: use a file in the way
-            models.chmod(0o700)
-            models.rmdir()
-            models.write_text("not a folder")
-        one_error_line(cli("train", "probe"), "cannot write model files", str(models))
-    finally:
-        if models.is_dir():
-            models.chmod(0o700)
-    assert counts(home)["versions"] == 0
-    assert not [p for p in Path(home.models_dir).rglob("*") if p.name.startswith(".v")]
