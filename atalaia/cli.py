@@ -245,8 +245,9 @@ def walk(monitor: MonitorArg, start: Start, end: End) -> None:
 
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
+    first, last = _time(start, "--start"), _time(end, "--end")
     with console.status("walking forward"):
-        result = walk_forward(config, as_utc(start), as_utc(end), settings=settings)
+        result = walk_forward(config, first, last, settings=settings)
     anomalies = sum(scored.anomalies for scored in result.scored)
     console.print(
         f"{config.name}: {len(result.scored)} intervals scored ({result.empty_intervals} empty), "

@@ -31,10 +31,9 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
+from atalaia.detector_params import check_params
 from atalaia.errors import ConfigError
 from atalaia.settings import Settings
-from detectors.params import check_params
-from storage.engine import redact
 
 _NAME = r"^[a-z][a-z0-9_]{0,62}$"
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -418,11 +417,7 @@ def _hide_literal_password(url: str) -> str:
         return url
     if password is None or _ENV_VAR.fullmatch(str(password)):
         return url
-    # Here, not at the top: the DAG file imports this module when Airflow parses it, and
-    # parsing keeps the store's package out (dags -> atalaia -> storage, at run time only).
-    from storage.engine import redact
-
-    return redact(url)
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _expand(value: Any, env: dict[str, str], origin: Path) -> Any:

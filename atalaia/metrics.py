@@ -4,6 +4,11 @@ Every metric has the labels ``monitor`` and ``job`` only. A successful run expor
 figures and ``atalaia_last_success_timestamp_seconds``; a failed run exports only
 ``atalaia_last_failure_timestamp_seconds``, so the last success stays visible. Exporting
 never fails a job: an unreachable Pushgateway or an unwritable folder is logged.
+
+A Pushgateway URL may carry ``user:password@``: it is sent as HTTP basic authentication and
+never shown. Every push carries ``atalaia_push_failures``, how many pushes of the job failed
+so far (kept in a textfile of its own), so the alert rules see failed pushes once a push
+gets through, and a textfile collector sees them at once.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway, write_to_textfile
+from prometheus_client.exposition import basic_auth_handler, default_handler
+from prometheus_client.parser import text_string_to_metric_families
 
 from atalaia.settings import Settings
 
@@ -43,6 +50,7 @@ METRICS: dict[str, str] = {
     "atalaia_run_duration_seconds": "Wall-clock duration of the last run.",
     "atalaia_last_success_timestamp_seconds": "Unix time the job last succeeded.",
     "atalaia_last_failure_timestamp_seconds": "Unix time the job last failed.",
+    "atalaia_push_failures": "Pushes of the job's metrics to the Pushgateway that failed, ever.",
     "atalaia_abandoned_runs": "Runs of the job ever marked abandoned: their process died "
     "before finishing them.",
 }
@@ -84,24 +92,63 @@ def registry_for(monitor: str, job: str, figures: dict[str, float]) -> Collector
 def _export(
     settings: Settings, monitor: str, job: str, figures: dict[str, float], textfile: Path
 ) -> None:
-    registry = registry_for(monitor, job, figures)
+    _write(settings, textfile, registry_for(monitor, job, figures))
+    if settings.pushgateway_url:
+        failures_file = textfile_path(settings, monitor, job).with_suffix(".push.prom")
+        failures = _push_failures(failures_file)
+        figures = {**figures, "atalaia_push_failures": failures}
+        if not push(settings.pushgateway_url, monitor, job, registry_for(monitor, job, figures)):
+            counted = {"atalaia_push_failures": failures + 1}
+            _write(settings, failures_file, registry_for(monitor, job, counted))
+
+
+def _write(settings: Settings, textfile: Path, registry: CollectorRegistry) -> None:
     try:
         textfile.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(textfile), registry)
     except OSError as exc:
         log.warning("could not write metrics to %s: %s", settings.metrics_dir, exc)
-    if settings.pushgateway_url:
-        push(settings.pushgateway_url, monitor, job, registry)
+
+
+def _push_failures(textfile: Path) -> float:
+    """The count of failed pushes a textfile holds (0 when there is none)."""
+    try:
+        text = textfile.read_text()
+    except OSError:
+        return 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "atalaia_push_failures":
+                return sample.value
+    return 0.0
 
 
 def push(url: str, monitor: str, job: str, registry: CollectorRegistry) -> bool:
-    """Add the registry's metrics to the group (job, monitor) of a Pushgateway; log failures."""
+    """Add the registry's metrics to the group (job, monitor) of a Pushgateway; log failures.
+
+    A ``user:password@`` in ``url`` is sent as basic authentication, not in the URL."""
+    parts, shown = urlsplit(url), redact_url(url)
+    handler = default_handler
+    password = unquote(parts.password) if parts.password is not None else None
+    if parts.username is not None:
+        user = unquote(parts.username)
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+        def handler(url, method, timeout, headers, data):  # noqa: ANN001, ANN202 (prometheus' handler)
+            return basic_auth_handler(url, method, timeout, headers, data, user, password)
+
     try:
         pushadd_to_gateway(
-            url, job=job, grouping_key={"monitor": monitor}, registry=registry, timeout=10
+            url,
+            job=job,
+            grouping_key={"monitor": monitor},
+            registry=registry,
+            timeout=10,
+            handler=handler,
         )
     except OSError as exc:
-        log.warning("could not push metrics to Pushgateway %s: %s", redact_url(url), exc)
+        reason = str(exc).replace(password, "***") if password else str(exc)
+        log.warning("could not push metrics to Pushgateway %s: %s", shown, reason)
         return False
     return True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import detectors
-from detectors.params import PARAMETERS, check_params
+from atalaia.detector_params import PARAMETERS, check_params
 
 
 @pytest.mark.parametrize("kind", detectors.available())

@@ -1,8 +1,9 @@
 """Every detector kind's parameters, declared with their types and ranges.
 
 ``check_params(kind, params)`` refuses a wrong name, type or value before any work starts
-(a monitor file is checked when it is loaded), so a mistake is one message, not a failed
-fit. The table is plain data, so checking imports neither torch nor PyOD; a test keeps it
+(a monitor file is checked when it is loaded, also when Airflow parses the DAGs), so a
+mistake is one message, not a failed fit. The table is plain data, kept here rather than in
+``detectors`` so that checking imports none of the detectors' libraries; a test keeps it
 equal to each class's constructor. ``pyod:<Name>`` kinds are checked by their adapter.
 """
 
