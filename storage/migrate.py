@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from storage.grants import grant_dashboard_reads
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -20,11 +22,13 @@ def _config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply every migration up to ``revision`` (default: the newest)."""
+    """Apply every migration up to ``revision`` (default: the newest), then give a dashboard
+    reader what it may read (``storage.grants``)."""
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        grant_dashboard_reads(connection)
 
 
 def is_current(engine: Engine) -> bool:

@@ -434,7 +434,8 @@ def test_the_datasources_reach_prometheus_and_the_store_read_only(
     assert sql["user"] != store_url.username, "Grafana reads with its own read-only login"
     init_script = (DOCKER / "postgres" / "init-atalaia.sh").read_text()
     assert f"CREATE ROLE {sql['user']} LOGIN" in init_script
-    assert f"GRANT SELECT ON TABLES TO {sql['user']}" in init_script
+    assert f"CREATE ROLE {sql['user']} LOGIN PASSWORD :'reader_password' IN ROLE " in init_script
+    assert "GRANT SELECT" not in init_script, "the reader's grants come from storage/grants.py"
     assert sql["secureJsonData"]["password"] == "$GRAFANA_DB_PASSWORD"
     assert "GRAFANA_DB_PASSWORD" in services["grafana"]["environment"]
 

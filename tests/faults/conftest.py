@@ -8,6 +8,9 @@ naming its cause.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from sqlalchemy.engine import make_url
 from atalaia import store
 from atalaia.settings import Settings
 from tests.conftest import POSTGRES_ENV, postgres_url
-from tests.faults.probe import PROBE_MONITOR, write_series
+from tests.faults.probe import PG_BIN, PROBE_MONITOR, Cluster, write_series
 
 _outcomes: dict[str, str] = {}
 
@@ -89,3 +92,20 @@ def pg_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of the suite's own on loopback port PG_PORT (trust logins)."""
+    if not PG_BIN:
+        pytest.skip("PostgreSQL's server programs are not installed (/usr/lib/postgresql)")
+    # Not under pytest's own temporary folder, which the server's owner may not enter.
+    folder = Path(tempfile.mkdtemp(prefix="atalaia-faults-pg-"))
+    os.chmod(folder, 0o755)
+    try:
+        server = Cluster(folder)
+        server.start()
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

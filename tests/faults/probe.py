@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +111,30 @@ def counts(settings: Settings) -> dict[str, int]:
     }
     with store.engine(settings.store_url).connect() as connection:
         return {name: int(connection.execute(text(sql)).scalar()) for name, sql in queries.items()}
+
+
+PG_PORT = 31010  # the suite's loopback ports: 31010-31029
+PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+
+
+class Cluster:
+    """A PostgreSQL cluster of its own, started and stopped with pg_ctl."""
+
+    def __init__(self, folder: Path) -> None:
+        self.data = folder / "data"
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_owner:
+            shutil.chown(folder, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust")
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [*self.as_owner, str(Path(PG_BIN[-1]) / tool), *args]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {PG_PORT} -c listen_addresses=127.0.0.1 -k {self.data}"
+        log = str(self.data / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

@@ -3,13 +3,9 @@ loopback), and a server that accepts connections but never answers."""
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,51 +15,20 @@ from sqlalchemy import text
 
 from atalaia import store
 from atalaia.settings import Settings
-from tests.faults.probe import PROBE_MONITOR, atalaia, cli, counts, ok, one_error_line, write_series
+from tests.faults.probe import (
+    PG_PORT,
+    PROBE_MONITOR,
+    Cluster,
+    atalaia,
+    cli,
+    counts,
+    ok,
+    one_error_line,
+    write_series,
+)
 
-PORT = 31010  # this suite's loopback ports: 31010-31019
 SILENT_PORT = 31011
-BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 SCORE_DAY = ("--start", "2026-01-08", "--end", "2026-01-09")
-
-
-class Cluster:
-    """A PostgreSQL cluster of its own, started and stopped with pg_ctl."""
-
-    def __init__(self, folder: Path) -> None:
-        self.data = folder / "data"
-        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_owner:
-            shutil.chown(folder, "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust")
-
-    def _run(self, tool: str, *args: str) -> None:
-        command = [*self.as_owner, str(Path(BIN[-1]) / tool), *args]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=120)
-
-    def start(self) -> None:
-        options = f"-p {PORT} -c listen_addresses=127.0.0.1 -k {self.data}"
-        log = str(self.data / "server.log")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    if not BIN:
-        pytest.skip("PostgreSQL's server programs are not installed (/usr/lib/postgresql)")
-    # Not under pytest's own temporary folder, which the server's owner may not enter.
-    folder = Path(tempfile.mkdtemp(prefix="atalaia-faults-pg-"))
-    os.chmod(folder, 0o755)
-    try:
-        server = Cluster(folder)
-        server.start()
-        yield server
-        server.stop()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -72,12 +37,12 @@ def on_cluster(
 ) -> Iterator[Settings]:
     """A home whose store is a fresh database of the throwaway cluster."""
     name = f"probe_{os.getpid()}_{time.monotonic_ns()}"
-    admin = f"postgresql+psycopg://postgres@127.0.0.1:{PORT}/postgres"
+    admin = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/postgres"
     with store.engine(admin).connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT").execute(
             text(f'CREATE DATABASE "{name}"')
         )
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{PORT}/{name}"
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{name}"
     monkeypatch.setenv("ATALAIA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ATALAIA_STORE_URL", url)
     monkeypatch.setenv("ATALAIA_MONITORS_DIR", str(tmp_path / "monitors"))
