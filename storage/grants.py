@@ -17,8 +17,12 @@ DASHBOARD_ROLE = "atalaia_dashboard"
 # table -> the columns docker/grafana/dashboards/atalaia.json reads (tested against it)
 DASHBOARD_READS: dict[str, tuple[str, ...]] = {
     "monitors": ("id", "name"),
-    "models": ("id", "monitor_id", "version", "status"),
+    "models": ("id", "version"),
+    "batches": ("id", "monitor_id", "interval_start", "interval_end"),
+    "runs": ("id", "monitor_id", "job", "status", "interval_start", "interval_end", "model_id"),
+    "scores": ("monitor_id", "entity", "ts", "model_id", "batch_id", "z"),
     "events": (
+        "id",
         "monitor_id",
         "model_id",
         "entity",
