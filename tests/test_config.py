@@ -137,10 +137,10 @@ def test_settings_follow_the_environment() -> None:
     [
         (
             "{start: 2026-02-01, end: 2026-01-01}",
-            "schedule: Value error, 'end' must be after 'start'",
+            "schedule: 'end' must be after 'start'",
         ),
-        ("{max_data_delay: 0h}", "schedule.max_data_delay: Value error, '0h' is not a number"),
-        ("{max_data_delay: soon}", "schedule.max_data_delay: Value error, 'soon' is not a number"),
+        ("{max_data_delay: 0h}", "schedule.max_data_delay: '0h' is not a positive number"),
+        ("{max_data_delay: soon}", "schedule.max_data_delay: 'soon' is not a positive number"),
     ],
 )
 def test_a_schedule_end_before_its_start_or_a_bad_data_delay_is_refused(
