@@ -255,6 +255,22 @@ def test_a_viewer_may_read_but_not_give_feedback_or_change_the_champion(server: 
     assert (len(labels(server)), champion_version(server)) == before
 
 
+def test_a_cross_site_form_cannot_give_feedback_with_the_cookie(server: Server) -> None:
+    """A form on another site can send the session cookie and a text body, not JSON."""
+    event = events(server, server.token("oncall"))[0]
+    before = len(labels(server))
+    call = urllib.request.Request(
+        f"{server.url}/atalaia/api/events/{event['id']}/verdict",
+        data=b'{"verdict": "false_alarm"}',
+        method="POST",
+        headers={"Content-Type": "text/plain", "Cookie": f"_token={server.token('oncall')}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(call, timeout=60)
+    assert refused.value.code == 422
+    assert len(labels(server)) == before
+
+
 @pytest.fixture
 def browser(server: Server) -> Iterator[Any]:
     """Headless Chromium, signed in as ``oncall`` through Airflow's own login page."""
