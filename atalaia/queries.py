@@ -16,6 +16,7 @@ for PostgreSQL; ``tests/test_docker_files.py`` checks that both give the same ev
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,6 +153,18 @@ def iso(stamp: datetime | None) -> str | None:
     return None if stamp is None else pd.Timestamp(stamp).tz_convert("UTC").isoformat()
 
 
+def number(value: float, digits: int = 3) -> float | str | None:
+    """``value`` rounded for JSON, which has no infinity: an infinite z (a score that could
+    not be computed is flagged with one) becomes ``"Infinity"``, as JavaScript's ``Number``
+    reads it; NaN becomes None."""
+    value = float(value)
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return round(value, digits)
+
+
 def monitor_names(session: Session) -> list[str]:
     """The names of the monitors some job has run for, sorted."""
     return list(session.scalars(select(MonitorRow.name).order_by(MonitorRow.name)))
@@ -239,7 +252,7 @@ def swimlane(session: Session, name: str, start: datetime, end: datetime) -> dic
         offsets = scores["ts"] - pd.Timestamp(start)
         strongest = scores.assign(column=offsets // cell).groupby(["entity", "column"])["z"].max()
         for (entity, index), z in strongest.items():
-            grid[entity][int(index)] = round(float(z), 3)
+            grid[entity][int(index)] = number(z)
     events = monitor_events(session, name, start, end)
     return {
         "start": iso(start),
@@ -381,7 +394,7 @@ def _event_summary(event: EventRow, version: int, verdict: str | None) -> dict[s
         "start": iso(event.start_ts),
         "end": iso(event.end_ts),
         "peak": iso(event.peak_ts),
-        "peak_z": round(event.peak_z, 3),
+        "peak_z": number(event.peak_z),
         "anomalies": event.anomalies,
         "open": event.is_open,
         "model_version": version,

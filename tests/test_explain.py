@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from atalaia import demo_data, jobs, queries, store
 from atalaia.config import Monitor, load_monitor
@@ -13,7 +15,7 @@ from atalaia.explain import explain_event
 from atalaia.feedback import record_verdict
 from atalaia.settings import Settings
 from storage.engine import transaction
-from storage.models import LabelRow
+from storage.models import EventRow, LabelRow, ScoreRow
 from tests.conftest import SERVERS_MONITOR, write_monitor
 
 SPIKE = demo_data.INCIDENTS[0]
@@ -47,6 +49,7 @@ def spike_event(events: list[dict]) -> dict:
 
 
 def test_the_pages_reads_agree_and_a_verdict_is_one_label(settings: Settings) -> None:
+    """... and an infinite z reaches the page as JSON (which has no infinity)."""
     scored_monitor(settings, "gmm")
     with transaction(store.engine(settings.store_url)) as session:
         assert queries.monitor_names(session) == ["servers"]
@@ -76,6 +79,22 @@ def test_the_pages_reads_agree_and_a_verdict_is_one_label(settings: Settings) ->
     assert [(label.kind, label.entity) for label in labels] == [("false_alarm", SPIKE.host)]
     assert "by ana" in labels[0].note
     assert spike_event(events)["verdict"] == "false_alarm"
+
+    # a step whose score could not be computed is stored with an infinite z
+    with transaction(store.engine(settings.store_url)) as session:
+        session.execute(
+            update(ScoreRow)
+            .where(ScoreRow.entity == SPIKE.host, ScoreRow.ts == SPIKE.start)
+            .values(z=math.inf)
+        )
+        session.execute(update(EventRow).where(EventRow.id == spike["id"]).values(peak_z=math.inf))
+    with transaction(store.engine(settings.store_url)) as session:
+        start = demo_data.START + timedelta(days=8)
+        lane = queries.swimlane(session, "servers", start, start + timedelta(days=1))
+        events = queries.monitor_events(session, "servers")
+    json.dumps([lane, events], allow_nan=False)
+    host = next(row for row in lane["entities"] if row["entity"] == SPIKE.host)
+    assert "Infinity" in host["z"] and spike_event(events)["peak_z"] == "Infinity"
 
 
 def test_an_event_is_explained_by_its_models_shares_and_band(settings: Settings) -> None:

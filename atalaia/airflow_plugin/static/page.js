@@ -100,8 +100,9 @@ async function selectMonitor(monitor) {
 
 // -- swimlane ------------------------------------------------------------------------------
 
-function colour(z) {
-  if (z === null || z === undefined) return "#f7f7f7";
+function colour(value) {
+  if (value === null || value === undefined) return "#f7f7f7";
+  const z = Number(value);  // "Infinity" for a score that could not be computed
   // 0 .. 3: pale; 3 .. 30 (log): yellow to dark red, as z grows past a calibrated alarm
   if (z < 2) return "#e8eef5";
   if (z < 3) return "#f6e8a6";
@@ -163,7 +164,7 @@ async function loadEvents() {
       element("td", { text: event.entity }),
       element("td", { text: time(event.start) }),
       element("td", { text: time(event.end) }),
-      element("td", { text: event.peak_z.toFixed(2) }),
+      element("td", { text: Number(event.peak_z).toFixed(2) }),
       element("td", { text: event.anomalies }),
       element("td", { text: event.model_version }),
       element("td", { text: event.top_features
