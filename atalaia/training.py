@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
@@ -132,6 +133,21 @@ def inside_spans(entities: pd.Series, stamps: pd.Series, spans: list[Span]) -> p
     return inside
 
 
+def _check_spread(monitor: Monitor, frame: pd.DataFrame) -> None:
+    """Refuse a baseline whose features' spread overflows (a huge finite value): no detector
+    can standardise it, and every score of such a model would be meaningless."""
+    values = frame[monitor.features].to_numpy(dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.nanstd(values, axis=0)
+    for feature, column, width in zip(monitor.features, values.T, spread, strict=True):
+        if not np.isfinite(width):
+            raise EmptyBatchError(
+                f"monitor {monitor.name}: baseline feature {feature} holds values too large to "
+                f"standardise (largest {np.nanmax(np.abs(column)):.3g}); label the incident "
+                "that holds them (atalaia labels add) or fix them at the source"
+            )
+
+
 def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
     """Fit the monitor's detector on the baseline and calibrate it on its held-out tail.
 
@@ -148,6 +164,7 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
             f"{monitor.detector.smoothing} span {needed} steps, but the baseline holds only "
             f"{steps}: nothing would be left to train on"
         )
+    _check_spread(monitor, baseline.frame)
     inputs = detector_input(baseline.frame, monitor)
     first, last = inputs.ts.min(), inputs.ts.max()
     longest = max(monitor.season_steps, default=0) * monitor.step

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from atalaia import store
 from atalaia.settings import Settings
-from tests.faults.probe import cli, counts, ok, series, write_series
+from tests.faults.probe import cli, counts, ok, one_error_line, series, write_series
 
 TWO_KEYS = """\
 name: keys
@@ -82,3 +82,19 @@ def test_a_huge_value_in_a_smoothed_window_on_postgresql_spoils_only_its_own_ste
     spoiled = sorted(row.ts.hour for row in rows if np.isinf(row.raw_score))
     assert spoiled == [5, 6, 7]  # the windows holding 05:00, and the means over them
     assert all(row.entity == "x" for row in rows if np.isinf(row.raw_score))
+
+
+def test_a_huge_value_in_the_baseline_is_one_line_until_its_incident_is_labelled(
+    home: Settings,
+) -> None:
+    frame = series()
+    hit = (frame["site"] == "y") & (frame["ts"] == pd.Timestamp("2026-01-03T07:00Z"))
+    frame.loc[hit, "b"] = 1e300
+    write_series(home.home / "src" / "series.csv", frame)
+    ok(cli("ingest", "probe", "--start", "2026-01-01", "--end", "2026-01-08"))
+    one_error_line(cli("train", "probe"), "baseline feature b holds values too large")
+    assert counts(home)["versions"] == 0
+    label = ("--start", "2026-01-03T07:00", "--end", "2026-01-03T07:00", "--entity", "y")
+    ok(cli("labels", "add", "probe", *label))
+    ok(cli("train", "probe"))
+    assert counts(home)["versions"] == 1
