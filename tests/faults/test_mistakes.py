@@ -110,3 +110,41 @@ def test_a_relative_home_stores_paths_that_hold_from_another_folder(
     monkeypatch.setenv("ATALAIA_HOME", str(tmp_path / "home"))
     ok(cli("score", "probe", "--start", "2026-01-08", "--end", "2026-01-09"))
     assert counts(home)["scores"] == 48
+
+
+def test_db_upgrade_makes_relative_paths_of_older_versions_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from atalaia import store
+    from storage import migrate
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "atalaia-data" / "landing").mkdir(parents=True)
+    (tmp_path / "atalaia-data" / "landing" / "day.parquet").write_bytes(b"landed")
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = store.engine(url)
+    migrate.upgrade(engine, "0002")  # a store as an older version left it
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO monitors (id, name, config, config_sha256, created_at, updated_at) "
+                "VALUES (1, 'old', '{}', '', '2026-01-01', '2026-01-01')"
+            )
+        )
+        for identifier, path in ((1, "atalaia-data/landing/day.parquet"), (2, "gone.parquet")):
+            connection.execute(
+                text(
+                    "INSERT INTO batches (id, monitor_id, interval_start, interval_end, "
+                    "row_count, quarantined_count, landing_path, content_sha256, ingested_at) "
+                    "VALUES (:id, 1, :id, :id, 1, 0, :path, '', '2026-01-01')"
+                ),
+                {"id": identifier, "path": path},
+            )
+    migrate.upgrade(engine)  # what `atalaia db upgrade` runs
+    with engine.connect() as connection:
+        paths = connection.execute(text("SELECT landing_path FROM batches ORDER BY id")).scalars()
+        assert list(paths) == [str(tmp_path / "atalaia-data/landing/day.parquet"), "gone.parquet"]
+    engine.dispose()
+    store.engine.cache_clear()
