@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -15,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from atalaia import store
 from atalaia.settings import Settings
-from tests.faults.probe import cli, counts, ok
+from tests.faults.probe import atalaia, cli, counts, ok
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
 ADDRESS = "127.0.0.1:31020"  # this suite's loopback ports: 31020-31029
@@ -133,3 +136,30 @@ def test_a_stopped_gateway_loses_no_rows_and_the_failures_are_counted(
     failures = home.metrics_dir / "atalaia_probe_ingest.push.prom"
     assert 'atalaia_push_failures{job="ingest",monitor="probe"} 2.0' in failures.read_text()
     assert PASSWORD not in caplog.text
+
+
+def test_a_gateway_stopped_during_a_run_is_one_warning_and_the_run_succeeds(
+    home: Settings, gateway: subprocess.Popen
+) -> None:
+    url = f"http://{USER}:{PASSWORD}@{ADDRESS}"
+    process = atalaia("ingest", "probe", *DAY, env={"ATALAIA_PUSHGATEWAY_URL": url})
+    engine = store.engine(home.store_url)
+    running = False
+    while not running and process.poll() is None:
+        with engine.connect() as connection:
+            running = bool(
+                connection.execute(
+                    text("SELECT count(*) FROM runs WHERE status = 'running'")
+                ).scalar()
+            )
+    process.send_signal(signal.SIGSTOP)  # hold it mid-run while the gateway goes away
+    gateway.terminate()
+    gateway.wait(timeout=10)
+    process.send_signal(signal.SIGCONT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert running and process.returncode == 0, stderr
+    warnings_ = [line for line in stderr.splitlines() if line.strip()]
+    assert len(warnings_) == 1 and "could not push metrics to Pushgateway" in warnings_[0]
+    assert f"{USER}:***@{ADDRESS}" in warnings_[0]
+    assert PASSWORD not in stdout + stderr
+    assert counts(home)["landed"] == 48
