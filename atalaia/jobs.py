@@ -41,7 +41,13 @@ from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch
 from atalaia.processes import Heartbeat, abandon_stale, this_host
 from atalaia.promotion import Contender, compare, retraining_ranges
-from atalaia.representation import bound_settings, changed_setting, check_bound, lookback
+from atalaia.representation import (
+    bound_settings,
+    changed_setting,
+    check_bound,
+    history_steps,
+    lookback,
+)
 from atalaia.scoring import score_frame, uncomputable_rows
 from atalaia.settings import Settings
 from atalaia.store import require_current
@@ -247,11 +253,16 @@ def score(
             pinned = None if partition is None else partition.model_version
             model = _scoring_model(session, monitor, run.monitor_id, pinned)
             detector, calibrator = _load(model, monitor)
+            recent = None
             if monitor.calibration.pool == "unflagged":
-                calibrator = calibrator.pooled(
-                    unflagged_scores(
-                        session, run.monitor_id, model.id, start, monitor.calibration.pool_limit
-                    )
+                # older scores join the pool outright; those within a score's history of
+                # the batch join step by step (atalaia.scoring)
+                horizon = start - monitor.step * history_steps(monitor)
+                limit = monitor.calibration.pool_limit
+                older = unflagged_scores(session, run.monitor_id, model.id, horizon, limit)
+                calibrator = calibrator.pooled(older["raw_score"].to_numpy())
+                recent = unflagged_scores(
+                    session, run.monitor_id, model.id, start, limit, since=horizon
                 )
             frame = read_batch(batch.landing_path, batch.content_sha256)
             context = _context_rows(session, monitor, run.monitor_id, start)
@@ -260,7 +271,9 @@ def score(
                 frame = frame[entity_keys(frame, monitor).isin(members)]
                 if not context.empty:
                     context = context[entity_keys(context, monitor).isin(members)]
-            scores = score_frame(frame, monitor, detector, calibrator, context=context, start=start)
+            scores = score_frame(
+                frame, monitor, detector, calibrator, context=context, start=start, recent=recent
+            )
             upsert_scores(session, run.monitor_id, model.id, batch.id, scores)
             events = []
             if partition is None:
@@ -531,6 +544,7 @@ def check_drift(
             model = _scoring_model(session, monitor, run.monitor_id)
             _, calibrator = _load(model, monitor)
             scores = read_scores(session, run.monitor_id, start, until, model_id=model.id)
+            scores = scores[scores["judged"]]  # what calibration's scores can be compared with
             check = drift.check_drift(
                 scores["raw_score"].to_numpy(),
                 scores["is_anomaly"].to_numpy(),

@@ -28,7 +28,7 @@ from atalaia.config import Monitor
 from atalaia.errors import ConfigError
 from atalaia.validation import entity_keys
 from detectors import Detector
-from detectors.smoothing import moving_mean
+from detectors.smoothing import full_spans, moving_mean
 from detectors.windows import make_windows, per_feature
 
 
@@ -84,6 +84,24 @@ def raw_scores(detector: Detector, inputs: DetectorInput, monitor: Monitor) -> n
         return np.empty(0)
     scores = detector.decision_function(inputs.X)
     return moving_mean(scores, monitor.detector.smoothing, inputs.entity)
+
+
+def judged(inputs: DetectorInput, monitor: Monitor) -> np.ndarray:
+    """Whether each row's score rests on a full history: a window of ``detector.window``
+    steps and a smoothed mean of ``detector.smoothing`` raw scores, i.e. at least
+    ``window + smoothing - 2`` earlier rows of its entity in ``inputs``. An entity's first
+    steps (or the first after a gap longer than the look-back, which brings no context)
+    are predicted from fewer lags and averaged over fewer scores, so their scores vary
+    differently from calibration's: they are stored but not judged (p = 1, no flag) and
+    stay out of every calibration pool. An anomaly there is still found once the history is
+    full, and its event starts ``smoothing - 1`` steps earlier (``config.event_lead``)."""
+    return full_spans(len(inputs.X), history_steps(monitor), inputs.entity)
+
+
+def history_steps(monitor: Monitor) -> int:
+    """How many steps a smoothed score's inputs span: its window's, and those of the raw
+    scores its mean averages (seasonal lags aside)."""
+    return monitor.detector.window + monitor.detector.smoothing - 1
 
 
 def feature_contributions(detector: Detector, X: pd.DataFrame, monitor: Monitor) -> np.ndarray:

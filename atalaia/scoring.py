@@ -2,7 +2,12 @@
 
 A step whose score cannot be computed (the detector's arithmetic overflows on a huge but
 finite value, giving an infinite or NaN score) is flagged anomalous with an infinite raw
-score and z, p-value 0 and no top features; the rest of the batch scores as usual.
+score and z, p-value 0 and no top features; the rest of the batch scores as usual. A step
+whose smoothed score averages fewer raw scores than ``detector.smoothing`` is not judged
+(``atalaia.representation.judged``): p-value 1, z 0, no flag. With ``calibration.pool:
+unflagged`` each step is judged against the pool as it grows step by step
+(``ConformalCalibrator.sequential_log_p_values``), a score joining it once it is older than
+a score's history (``atalaia.representation.history_steps``), so none shares its inputs.
 """
 
 from __future__ import annotations
@@ -14,8 +19,16 @@ import pandas as pd
 
 from atalaia.attribution import feature_shares
 from atalaia.config import Monitor
-from atalaia.representation import detector_input, feature_contributions, raw_scores, since
+from atalaia.representation import (
+    detector_input,
+    feature_contributions,
+    history_steps,
+    judged,
+    raw_scores,
+    since,
+)
 from detectors import ConformalCalibrator, Detector
+from detectors.calibration import z_of_log_p
 
 TOP_FEATURES = 3
 
@@ -28,12 +41,15 @@ def score_frame(
     *,
     context: pd.DataFrame | None = None,
     start: datetime | None = None,
+    recent: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Scores of an accepted batch, in the store's ``scores`` layout.
 
     ``context`` holds the accepted rows just before the batch that windows and smoothing
     look back on (see ``atalaia.representation``); only steps at or after ``start`` are
-    returned. Top features (the detector's attribution, largest first, with each feature's
+    returned. ``recent`` holds the unflagged scores (``ts``, ``raw_score``) of earlier batches
+    too close to the batch to have joined the calibration pool yet (``calibration.pool:
+    unflagged``). Top features (the detector's attribution, largest first, with each feature's
     share from ``atalaia.attribution``) are computed for anomalous steps only; normal ones
     get None, which keeps scoring as fast as the detector.
     """
@@ -44,7 +60,20 @@ def score_frame(
     uncomputable = ~np.isfinite(raw)
     raw[uncomputable] = np.inf
     X = inputs.X[kept].reset_index(drop=True)
-    p_values = calibrator.p_values(raw)
+    full = judged(inputs, monitor)[kept] | uncomputable
+    if monitor.calibration.pool == "unflagged":
+        recent = pd.DataFrame(columns=["ts", "raw_score"]) if recent is None else recent
+        log_p = calibrator.sequential_log_p_values(
+            raw,
+            inputs.entity[kept],
+            _naive_utc(inputs.ts[kept]),
+            full,
+            delay=np.timedelta64(monitor.step * history_steps(monitor)),
+            recent=(recent["raw_score"].to_numpy(np.float64), _naive_utc(recent["ts"])),
+        )
+    else:
+        log_p = np.where(full, calibrator.log_p_values(raw), 0.0)
+    p_values = np.exp(log_p)
     flags = calibrator.flags(p_values)
     top: list[list[dict] | None] = [None] * len(X)
     explained = flags & ~uncomputable
@@ -60,11 +89,17 @@ def score_frame(
             "ts": inputs.ts[kept].to_numpy(),
             "raw_score": raw,
             "p_value": p_values,
-            "z": calibrator.z_scores(raw),
+            "z": z_of_log_p(log_p),
             "is_anomaly": flags,
+            "judged": full,
             "top_features": top,
         }
     )
+
+
+def _naive_utc(stamps: pd.Series) -> np.ndarray:
+    """Aware timestamps as naive UTC ``datetime64[ns]``, for comparing times."""
+    return pd.to_datetime(stamps, utc=True).dt.tz_localize(None).to_numpy("datetime64[ns]")
 
 
 def uncomputable_rows(scores: pd.DataFrame) -> int:

@@ -23,7 +23,7 @@ import detectors
 from atalaia.config import Monitor
 from atalaia.errors import ConfigError, EmptyBatchError
 from atalaia.landing import read_batch
-from atalaia.representation import detector_input, raw_scores
+from atalaia.representation import detector_input, judged, raw_scores
 from atalaia.validation import entity_keys
 from detectors import ConformalCalibrator, Detector
 from storage.batches import batches_overlapping, latest_batches
@@ -185,7 +185,7 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
     except ValueError as exc:
         raise ConfigError(f"monitor {monitor.name}: detector: {exc}") from exc
     detector.fit(inputs.X[~held_out])
-    held_out_scores = raw_scores(detector, inputs, monitor)[held_out]
+    held_out_scores = raw_scores(detector, inputs, monitor)[held_out & judged(inputs, monitor)]
     try:
         calibrator = ConformalCalibrator(
             monitor.calibration.alpha, monitor.calibration.tail_floor

@@ -17,9 +17,11 @@ conformal bound. Without a floor that is refused, since the bound could not hold
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.special import ndtri_exp
 
 from detectors.errors import ArtifactError
@@ -53,7 +55,7 @@ class ConformalCalibrator:
                 "to flag from the tail"
             )
         self.scores_ = np.sort(scores)
-        self.tail_scale_ = max(_tail_scale(self.scores_), self.tail_floor)
+        self.tail_scale_ = max(_tail_scale(self.scores_, len(self.scores_)), self.tail_floor)
         return self
 
     def pooled(self, more_scores: np.ndarray) -> ConformalCalibrator:
@@ -85,13 +87,71 @@ class ConformalCalibrator:
             log_p[beyond] = -excess / self.tail_scale_ - np.log(n + 1.0)
         return log_p
 
+    def sequential_log_p_values(
+        self,
+        scores: np.ndarray,
+        groups: np.ndarray,
+        times: np.ndarray,
+        judged: np.ndarray,
+        *,
+        delay: np.timedelta64,
+        recent: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0, "datetime64[ns]")),
+    ) -> np.ndarray:
+        """Log p-values of ``scores`` (in time order within each group, an entity), each judged
+        against a pool that grows step by step: the calibration scores, the ``recent``
+        (scores, times) of other batches, and the unflagged judged scores before it in its
+        group, each once it is at least ``delay`` older than the step judged, so that no
+        pooled score shares its inputs with the step. The result does not depend on how the
+        steps were batched. Steps not ``judged`` get log p = 0 and stay out of the pool."""
+        scores, times = np.asarray(scores, dtype=np.float64), np.asarray(times)
+        judged = np.asarray(judged, dtype=bool)
+        log_p = np.zeros(len(scores))
+        base, log_alpha = self.scores_, np.log(self.alpha)
+        base_above = len(base) - np.searchsorted(base, scores, side="left")
+        recent_order = np.argsort(recent[1], kind="stable")
+        recent_scores, recent_times = recent[0][recent_order], recent[1][recent_order]
+        keys = np.asarray(groups)
+        for rows in pd.Series(keys).groupby(keys, sort=False).indices.values():
+            pool: list[float] = []  # pooled scores beyond the calibration's, sorted
+            pending: list[tuple[np.datetime64, float]] = []  # this group's, not yet old enough
+            taken = 0  # recent scores pooled so far
+            for row in rows:
+                due = times[row] - delay
+                taken_now = int(np.searchsorted(recent_times, due, side="right"))
+                for score in recent_scores[taken:taken_now]:
+                    insort(pool, score)
+                taken = taken_now
+                while pending and pending[0][0] <= due:
+                    insort(pool, pending.pop(0)[1])
+                if not judged[row]:
+                    continue
+                log_p[row] = self._pooled_log_p(scores[row], base_above[row], pool)
+                if log_p[row] >= log_alpha:
+                    pending.append((times[row], scores[row]))
+        return log_p
+
+    def _pooled_log_p(self, score: float, base_above: int, pool: list[float]) -> float:
+        """Log p-value of ``score`` against the calibration scores plus ``pool`` (sorted);
+        ``base_above`` is how many calibration scores are at or above it."""
+        base = self.scores_
+        n = len(base) + len(pool)
+        top = max(base[-1], pool[-1]) if pool else base[-1]
+        if score > top:
+            k = _tail_size(n) + 1
+            largest = np.sort(np.r_[base[-k:], pool[-k:]])[-k:]
+            scale = max(_tail_scale(largest, n), self.tail_floor)
+            excess = (score - top) / scale if scale > 0 else 0.0
+            return -excess - np.log(n + 1.0)
+        above = base_above + len(pool) - bisect_left(pool, score)
+        return np.log1p(above) - np.log(n + 1.0)
+
     def p_values(self, scores: np.ndarray) -> np.ndarray:
         """Conformal p-value of each score (exponential tail beyond the largest)."""
         return np.exp(self.log_p_values(scores))
 
     def z_scores(self, scores: np.ndarray) -> np.ndarray:
         """``Phi^-1(1 - p)`` of each score: 0 is typical, 3 is rare; finite however far out."""
-        return -ndtri_exp(self.log_p_values(scores))
+        return z_of_log_p(self.log_p_values(scores))
 
     def flags(self, p_values: np.ndarray) -> np.ndarray:
         """Whether each p-value is below ``alpha``."""
@@ -117,13 +177,25 @@ class ConformalCalibrator:
             raise ArtifactError(f"{folder}: calibration files do not match each other")
         calibrator = cls(float(document["alpha"]), float(document.get("tail_floor", 0.0)))
         calibrator.scores_ = scores
-        calibrator.tail_scale_ = max(_tail_scale(scores), calibrator.tail_floor)
+        calibrator.tail_scale_ = max(_tail_scale(scores, len(scores)), calibrator.tail_floor)
         return calibrator
 
 
-def _tail_scale(sorted_scores: np.ndarray) -> float:
-    """Mean excess of the largest scores over the next one: the exponential tail's scale."""
-    k = min(len(sorted_scores) - 1, max(TAIL_MIN, int(np.ceil(TAIL_SHARE * len(sorted_scores)))))
+def z_of_log_p(log_p: np.ndarray) -> np.ndarray:
+    """``Phi^-1(1 - p)`` from ``log p``: finite however small p is."""
+    return -ndtri_exp(np.asarray(log_p, dtype=np.float64))
+
+
+def _tail_size(n: int) -> int:
+    """How many of ``n`` calibration scores the exponential tail is fitted to."""
+    return min(n - 1, max(TAIL_MIN, int(np.ceil(TAIL_SHARE * n))))
+
+
+def _tail_scale(largest: np.ndarray, n: int) -> float:
+    """Mean excess of the largest of ``n`` calibration scores over the next one: the
+    exponential tail's scale. ``largest`` holds at least the ``_tail_size(n) + 1`` largest,
+    sorted."""
+    k = _tail_size(n)
     if k < 1:
         return 0.0
-    return float(np.mean(sorted_scores[-k:] - sorted_scores[-k - 1]))
+    return float(np.mean(largest[-k:] - largest[-k - 1]))

@@ -47,3 +47,10 @@ def _rolling(values: pd.Series, groups: pd.Series, span: int, how: str) -> np.nd
         .sort_index()
         .to_numpy()
     )
+
+
+def full_spans(n: int, span: int, entity: np.ndarray | None = None) -> np.ndarray:
+    """Whether each of ``n`` moving means (in the order given) averages a full ``span`` of
+    its entity's scores, rather than the fewer a series' first steps have."""
+    groups = pd.Series(np.zeros(n) if entity is None else np.asarray(entity))
+    return groups.groupby(groups.to_numpy(), sort=False).cumcount().to_numpy() >= span - 1

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -180,6 +181,9 @@ class ScoreRow(Base):
     p_value: Mapped[float] = mapped_column(Float)
     z: Mapped[float] = mapped_column(Float)
     is_anomaly: Mapped[bool] = mapped_column(Boolean)
+    # False where the score rests on less history than the window and smoothing need: not
+    # judged against calibration (p-value 1), and kept out of calibration pools
+    judged: Mapped[bool] = mapped_column(Boolean, server_default=true())
     top_features: Mapped[list[Any] | None]
 
 

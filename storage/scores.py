@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import column, select, table, text
 from sqlalchemy.dialects import postgresql
@@ -16,7 +15,16 @@ from storage.upsert import upsert_statement
 
 SCORES = ScoreRow.__table__
 KEY = ("monitor_id", "entity", "ts", "model_id")
-COLUMNS = (*KEY, "batch_id", "raw_score", "p_value", "z", "is_anomaly", "top_features")
+COLUMNS = (
+    *KEY,
+    "batch_id",
+    "raw_score",
+    "p_value",
+    "z",
+    "is_anomaly",
+    "judged",
+    "top_features",
+)
 # Rows per statement on SQLite; keeps memory flat on million-row batches.
 CHUNK = 50_000
 
@@ -27,7 +35,8 @@ def upsert_scores(
     """Write one batch's scores; a row already stored for the same key is replaced.
 
     ``frame`` has columns ``entity``, ``ts`` (aware UTC), ``raw_score``, ``p_value``, ``z``,
-    ``is_anomaly`` and ``top_features`` (a list of ``{"feature", "contribution"}`` or None).
+    ``is_anomaly``, ``top_features`` (a list of ``{"feature", "contribution"}`` or None) and
+    optionally ``judged`` (default: every row was judged).
     Returns the number of rows written.
     """
     if frame.empty:
@@ -56,6 +65,7 @@ def _records(monitor_id: int, model_id: int, batch_id: int, frame: pd.DataFrame)
             frame["p_value"].astype(float).tolist(),
             frame["z"].astype(float).tolist(),
             frame["is_anomaly"].astype(bool).tolist(),
+            frame.get("judged", pd.Series(True, index=frame.index)).astype(bool).tolist(),
             frame["top_features"].tolist(),
             strict=True,
         )
@@ -108,19 +118,28 @@ def read_scores(
 
 
 def unflagged_scores(
-    session: Session, monitor_id: int, model_id: int, before: datetime, limit: int
-) -> np.ndarray:
-    """The raw scores of the newest ``limit`` unflagged rows model ``model_id`` scored before
-    ``before`` (any entity), oldest first."""
-    query = (
-        select(SCORES.c.raw_score)
-        .where(
-            SCORES.c.monitor_id == monitor_id,
-            SCORES.c.model_id == model_id,
-            SCORES.c.ts < before,
-            SCORES.c.is_anomaly.is_(False),
-        )
-        .order_by(SCORES.c.ts.desc(), SCORES.c.entity.desc())
-        .limit(limit)
+    session: Session,
+    monitor_id: int,
+    model_id: int,
+    before: datetime,
+    limit: int,
+    since: datetime | None = None,
+) -> pd.DataFrame:
+    """``ts`` and ``raw_score`` of the newest ``limit`` judged, unflagged rows model
+    ``model_id`` scored before ``before`` (and at or after ``since``), any entity, oldest
+    first."""
+    query = select(SCORES.c.ts, SCORES.c.raw_score).where(
+        SCORES.c.monitor_id == monitor_id,
+        SCORES.c.model_id == model_id,
+        SCORES.c.ts < before,
+        SCORES.c.is_anomaly.is_(False),
+        SCORES.c.judged.is_(True),
     )
-    return np.array(session.scalars(query).all()[::-1], dtype=np.float64)
+    if since is not None:
+        query = query.where(SCORES.c.ts >= since)
+    rows = session.execute(
+        query.order_by(SCORES.c.ts.desc(), SCORES.c.entity.desc()).limit(limit)
+    ).all()
+    frame = pd.DataFrame(rows[::-1], columns=["ts", "raw_score"])
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame

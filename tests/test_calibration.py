@@ -125,3 +125,41 @@ def test_a_pooled_calibrator_is_fitted_on_both_sets_of_scores() -> None:
     scores = np.linspace(-10, 500, 60)
     np.testing.assert_array_equal(pooled.p_values(scores), direct.p_values(scores))
     assert len(calibrator.scores_) == 200, "the original calibrator is unchanged"
+
+
+def test_a_sequential_pool_grows_step_by_step_whatever_the_batches() -> None:
+    rng = np.random.default_rng(4)
+    calibrator = ConformalCalibrator(alpha=0.01, tail_floor=0.5).fit(rng.normal(size=300))
+    scores = np.r_[rng.normal(size=200), 6.0, rng.normal(size=99)]
+    times = np.datetime64("2026-01-01T00:00") + np.arange(300) * np.timedelta64(1, "m")
+    judged = np.ones(300, dtype=bool)
+    judged[:3] = False
+    delay = np.timedelta64(5, "m")
+    once = calibrator.sequential_log_p_values(scores, np.zeros(300), times, judged, delay=delay)
+    # by hand: each judged step against the calibration plus the unflagged steps at least
+    # 5 minutes older
+    pooled = np.zeros(300, dtype=bool)
+    for row in range(300):
+        if not judged[row]:
+            assert once[row] == 0.0
+            continue
+        older = pooled & (times <= times[row] - delay)
+        expected = calibrator.pooled(scores[older]).log_p_values([scores[row]])[0]
+        assert once[row] == pytest.approx(expected, rel=1e-12)
+        pooled[row] = once[row] >= np.log(0.01)
+    assert once[200] < np.log(0.01) and not pooled[200], "the flagged step stays out"
+    # in two batches: the second gets the first's unflagged scores, the newest as recent
+    first = calibrator.sequential_log_p_values(
+        scores[:150], np.zeros(150), times[:150], judged[:150], delay=delay
+    )
+    unflagged = judged[:150] & (first >= np.log(0.01))
+    due = times[:150] < times[150] - delay
+    second = calibrator.pooled(scores[:150][unflagged & due]).sequential_log_p_values(
+        scores[150:],
+        np.zeros(150),
+        times[150:],
+        judged[150:],
+        delay=delay,
+        recent=(scores[:150][unflagged & ~due], times[:150][unflagged & ~due]),
+    )
+    np.testing.assert_allclose(np.r_[first, second], once, rtol=1e-12)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from atalaia import jobs, store
 from atalaia.artifacts import load_model
 from atalaia.config import Monitor, load_monitor
 from atalaia.errors import ConfigError
+from atalaia.scoring import score_frame
 from atalaia.settings import Settings
+from atalaia.training import Baseline, fit_model
 from storage.engine import transaction
 from storage.registry import champion
 from storage.scores import read_scores
@@ -91,9 +94,48 @@ def test_an_unflagged_pool_judges_a_batch_against_the_earlier_unflagged_scores(
         model = champion(session, 1)
         first, second = (read_scores(session, 1, *day(n)) for n in (3, 4))
     _, calibrator = load_model(model.artifact_path, model.artifact_sha256)
-    # day 3 is judged against the held-out scores alone, day 4 also against day 3's unflagged
-    np.testing.assert_allclose(first["p_value"], calibrator.p_values(first["raw_score"]))
-    earlier = first.loc[~first["is_anomaly"], "raw_score"].to_numpy()
-    expected = calibrator.pooled(earlier).p_values(second["raw_score"])
-    np.testing.assert_allclose(second["p_value"], expected)
-    assert not np.allclose(expected, calibrator.p_values(second["raw_score"]))
+    # Each step is judged against the calibration scores and the judged, unflagged scores
+    # at least one step (window 1, smoothing 1) older: of any host before the day, of its
+    # own host within it.
+    delay = pd.Timedelta(minutes=5)
+    earlier = first[~first["is_anomaly"] & first["judged"]]
+    for host, rows in second.groupby("entity"):
+        today: list[tuple[pd.Timestamp, float]] = []
+        for ts, score, p_value in rows.sort_values("ts")[["ts", "raw_score", "p_value"]].values:
+            due = [s for t, s in today if t <= ts - delay]
+            pool = np.r_[earlier.loc[earlier["ts"] <= ts - delay, "raw_score"], due]
+            expected = calibrator.pooled(pool).p_values([score])[0]
+            assert p_value == pytest.approx(expected, rel=1e-9), host
+            if expected >= calibrator.alpha:
+                today.append((ts, score))
+    assert not np.allclose(second["p_value"], calibrator.p_values(second["raw_score"]))
+
+
+def test_steps_with_too_little_history_are_stored_but_not_judged() -> None:
+    monitor = Monitor.model_validate(
+        {
+            "name": "series",
+            "source": {"kind": "files", "path": "/unused/*.csv"},
+            "timestamp": "ts",
+            "features": ["x"],
+            "frequency": "1min",
+            "detector": {"kind": "ar", "window": 4, "smoothing": 3},
+            "baseline": {"start": "2026-01-01", "end": "2026-01-02"},
+        }
+    )
+    rng = np.random.default_rng(5)
+    stamps = pd.date_range("2026-01-01", periods=1440, freq="1min", tz="UTC")
+    baseline = pd.DataFrame({"ts": stamps, "x": rng.normal(size=1440)})
+    fitted = fit_model(monitor, Baseline(stamps[0], stamps[-1], baseline, "sha"))
+    # a batch after a two-day gap: no context, so its first window + smoothing - 2 = 5
+    # steps lack history; the same spike at step 2 and at step 50
+    later = pd.date_range("2026-01-04", periods=100, freq="1min", tz="UTC")
+    values = rng.normal(size=100)
+    values[[2, 50]] = 25.0
+    scores = score_frame(
+        pd.DataFrame({"ts": later, "x": values}), monitor, fitted.detector, fitted.calibrator
+    )
+    assert scores["judged"].tolist() == [False] * 5 + [True] * 95
+    unjudged = scores[~scores["judged"]]
+    assert (unjudged["p_value"] == 1.0).all() and not unjudged["is_anomaly"].any()
+    assert scores.loc[50, "is_anomaly"], "the spike is flagged where the history is full"

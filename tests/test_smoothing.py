@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.smoothing import moving_mean
+from detectors.smoothing import full_spans, moving_mean
 
 
 def test_moving_mean_looks_back_span_steps() -> None:
@@ -29,3 +29,9 @@ def test_a_step_smoothed_with_its_lookback_does_not_depend_on_the_batch() -> Non
 def test_span_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         moving_mean(np.ones(3), 0)
+
+
+def test_full_spans_mark_the_means_that_average_a_whole_span_per_entity() -> None:
+    entity = np.array(["a", "a", "b", "a", "b", "b", "a"])
+    assert full_spans(7, 3, entity).tolist() == [False, False, False, True, False, True, True]
+    assert full_spans(4, 1).all(), "a span of one is always full"
