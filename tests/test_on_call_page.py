@@ -405,7 +405,7 @@ def test_promote_and_rollback_change_the_champion(server: Server) -> None:
             patch.setenv(name, value)
         settings = Settings.from_env()
         monitor = find_monitor(settings.monitors_dir, "demo")
-        baseline = (demo_data.START, demo_data.START + timedelta(days=demo_data.BASELINE_DAYS))
+        baseline = (demo_data.START, demo_data.START + timedelta(days=3))  # quick to train
         trained = jobs.train(monitor, baseline, settings=settings)
     assert trained.status == "candidate"
     token, base = server.token("oncall"), f"{server.url}/atalaia/api/monitors/demo"
