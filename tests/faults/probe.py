@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,17 @@ def atalaia(*args: str, env: dict[str, str] | None = None, **popen) -> subproces
         text=True,
         **popen,
     )
+
+
+def until_running(settings: Settings, process: subprocess.Popen) -> bool:
+    """Wait until ``process`` has recorded a running run (True) or has ended (False)."""
+    query = text("SELECT count(*) FROM runs WHERE status = 'running'")
+    while process.poll() is None:
+        with store.engine(settings.store_url).connect() as connection:
+            if connection.execute(query).scalar():
+                return True
+        time.sleep(0.01)
+    return False
 
 
 def ok(result: Result) -> Result:

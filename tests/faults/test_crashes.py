@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 
 from sqlalchemy import text
 
 from atalaia import store
+from atalaia.processes import this_host
 from atalaia.settings import Settings
-from tests.faults.probe import atalaia, cli, counts, ok
+from tests.faults.probe import atalaia, cli, counts, ok, until_running
 
 SCORE_DAY = ("--start", "2026-01-08", "--end", "2026-01-09")
 
@@ -25,13 +24,7 @@ def ingest_all() -> None:
 def kill_once_running(settings: Settings, *args: str) -> None:
     """Start ``atalaia ARGS`` and kill -9 it as soon as its run is recorded as running."""
     process = atalaia(*args)
-    engine = store.engine(settings.store_url)
-    query = text("SELECT count(*) FROM runs WHERE status = 'running'")
-    running = False
-    while not running and process.poll() is None:
-        with engine.connect() as connection:
-            running = bool(connection.execute(query).scalar())
-        time.sleep(0.01)
+    running = until_running(settings, process)
     process.send_signal(signal.SIGKILL)
     _, stderr = process.communicate()
     assert running, f"the run ended before it could be killed: {stderr}"
@@ -39,11 +32,8 @@ def kill_once_running(settings: Settings, *args: str) -> None:
 
 def dead_pid() -> int:
     """The id of a process of this host that has ended."""
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **_text)
-    return int(child.stdout)
-
-
-_text = {"capture_output": True, "text": True, "check": True}
+    command = [sys.executable, "-c", "import os; print(os.getpid())"]
+    return int(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
 
 def test_train_killed_mid_run_then_rerun_makes_one_whole_version(home: Settings) -> None:
@@ -68,7 +58,7 @@ def test_leftovers_of_a_killed_train_do_not_block_the_next(home: Settings) -> No
     ingest_all()
     models = home.models_dir / "probe"
     renamed = models / "v0001"  # killed after its files were complete, before its version
-    partial = models / f".v0001.partial-{os.uname().nodename}-{dead_pid()}"
+    partial = models / f".v0001.partial-{this_host()}-{dead_pid()}"
     for folder in (renamed, partial):
         folder.mkdir(parents=True)
         (folder / "config.json").write_text("{}")

@@ -16,11 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from atalaia import store
 from atalaia.settings import Settings
-from tests.faults.probe import atalaia, cli, counts, ok
+from tests.faults.probe import atalaia, cli, counts, ok, until_running
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
 ADDRESS = "127.0.0.1:31020"  # this suite's loopback ports: 31020-31029
@@ -77,7 +75,11 @@ def gateway(tmp_path: Path) -> Iterator[subprocess.Popen]:
         time.sleep(0.1)
     yield process
     process.terminate()
-    process.wait(timeout=10)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, password: str) -> None:
@@ -127,7 +129,7 @@ def test_a_stopped_gateway_loses_no_rows_and_the_failures_are_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _use(monkeypatch, PASSWORD)
-    gateway.terminate()
+    gateway.kill()  # stopped: it answers nothing more
     gateway.wait(timeout=10)
     caplog.set_level(logging.WARNING)
     for _ in range(2):
@@ -143,17 +145,9 @@ def test_a_gateway_stopped_during_a_run_is_one_warning_and_the_run_succeeds(
 ) -> None:
     url = f"http://{USER}:{PASSWORD}@{ADDRESS}"
     process = atalaia("ingest", "probe", *DAY, env={"ATALAIA_PUSHGATEWAY_URL": url})
-    engine = store.engine(home.store_url)
-    running = False
-    while not running and process.poll() is None:
-        with engine.connect() as connection:
-            running = bool(
-                connection.execute(
-                    text("SELECT count(*) FROM runs WHERE status = 'running'")
-                ).scalar()
-            )
+    running = until_running(home, process)
     process.send_signal(signal.SIGSTOP)  # hold it mid-run while the gateway goes away
-    gateway.terminate()
+    gateway.kill()  # stopped: it answers nothing more
     gateway.wait(timeout=10)
     process.send_signal(signal.SIGCONT)
     stdout, stderr = process.communicate(timeout=120)

@@ -24,6 +24,7 @@ from tests.faults.probe import (
     counts,
     ok,
     one_error_line,
+    until_running,
     write_series,
 )
 
@@ -79,11 +80,7 @@ def test_a_store_stopped_during_a_run_is_one_line_and_the_rerun_recovers(
     cluster: Cluster, on_cluster: Settings
 ) -> None:
     process = atalaia("score", "probe", *SCORE_DAY)
-    query = text("SELECT count(*) FROM runs WHERE status = 'running'")
-    running = False
-    while not running and process.poll() is None:
-        with store.engine(on_cluster.store_url).connect() as connection:
-            running = bool(connection.execute(query).scalar())
+    running = until_running(on_cluster, process)
     process.send_signal(signal.SIGSTOP)  # hold it mid-run while the server goes away
     store.engine(on_cluster.store_url).dispose()
     cluster.stop()
