@@ -533,6 +533,11 @@ def models_show(monitor: MonitorArg, version: Version) -> None:
         "code version": model.code_version,
         "trained at": f"{model.trained_at} in {model.training_seconds:.1f} s",
     }
+    from atalaia.artifacts import bound_settings_of
+
+    bound = bound_settings_of(model.artifact_path)
+    if bound is not None:
+        fields["trained with"] = ", ".join(f"{name} {value}" for name, value in bound.items())
     table = Table(title=f"{config.name}: version {model.version}", show_header=False)
     for name, value in fields.items():
         table.add_row(name, str(value))

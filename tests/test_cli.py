@@ -23,6 +23,8 @@ runner = CliRunner()
         ["ingest"],
         ["train"],
         ["score"],
+        ["retrain"],
+        ["walk"],
         ["events"],
         ["report"],
         ["evaluate"],

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from atalaia import jobs, store
 from atalaia.artifacts import load_model
@@ -139,3 +140,22 @@ def test_steps_with_too_little_history_are_stored_but_not_judged() -> None:
     unjudged = scores[~scores["judged"]]
     assert (unjudged["p_value"] == 1.0).all() and not unjudged["is_anomaly"].any()
     assert scores.loc[50, "is_anomaly"], "the spike is flagged where the history is full"
+
+
+def test_the_calibration_settings_round_trip_through_yaml(tmp_path) -> None:
+    from benchmarks.monitored import load_template
+
+    body = SERVERS_MONITOR.replace(
+        "alpha: 0.01", "alpha: 0.0001\n  tail_floor: 1.5\n  pool: unflagged\n  pool_limit: 5000"
+    )
+    monitor = load_monitor(write_monitor(tmp_path, "servers", body))
+    calibration = monitor.calibration
+    assert (calibration.alpha, calibration.tail_floor) == (0.0001, 1.5)
+    assert (calibration.pool, calibration.pool_limit) == ("unflagged", 5000)
+    dumped = yaml.safe_dump(monitor.model_dump(mode="json"))
+    assert Monitor.model_validate(yaml.safe_load(dumped)).model_dump() == monitor.model_dump()
+    for name in ("smap", "nab"):  # the benchmarks' templates are monitor settings too
+        template = load_template(name)
+        document = yaml.safe_load(body) | {"name": name, "detector": template["detector"]}
+        document["calibration"] = template["calibration"]
+        assert Monitor.model_validate(document).calibration.pool == "unflagged"
