@@ -23,12 +23,14 @@ from benchmarks.common import (
     argument_parser,
     failures_section,
     fit_and_score,
+    half,
     log,
     normal_split,
     provenance,
     records,
     setup,
     subsample,
+    with_halves,
     write_results,
 )
 
@@ -54,6 +56,7 @@ RESULT_COLUMNS = [
 ]
 MEANS_COLUMNS = [
     "protocol",
+    "half",
     "detector",
     "files",
     "failed",
@@ -158,13 +161,15 @@ def run_set(
 
 
 def means(results: pd.DataFrame) -> pd.DataFrame:
-    """Per protocol and detector: files, failures, mean AUCs (over the files it ran on, and
-    over the files every detector ran on), total seconds."""
-    results = results.assign(failed=results["auc_roc"].isna())
-    every_detector_ran = ~results.groupby(["protocol", "file"])["failed"].transform("any")
-    common = results[every_detector_ran].groupby(["protocol", "detector"], sort=False)
+    """Per protocol, half (``all``, ``tune``, ``confirm``: ``benchmarks.common.half`` of the
+    set's name) and detector: files, failures, mean AUCs (over the files it ran on, and over
+    the files every detector ran on), total seconds."""
+    results = results.assign(failed=results["auc_roc"].isna(), half=results["file"].map(half))
+    results = with_halves(results)
+    every_detector_ran = ~results.groupby(["protocol", "half", "file"])["failed"].transform("any")
+    common = results[every_detector_ran].groupby(["protocol", "half", "detector"], sort=False)
     table = (
-        results.groupby(["protocol", "detector"], sort=False)
+        results.groupby(["protocol", "half", "detector"], sort=False)
         .agg(
             files=("file", "size"),
             failed=("failed", "sum"),

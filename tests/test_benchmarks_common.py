@@ -18,6 +18,7 @@ from benchmarks.common import (
     build_detector,
     companion_file,
     fit_and_score,
+    half,
     load_orion_f1,
     normal_split,
     parse_spec,
@@ -277,3 +278,25 @@ def test_reusing_results_needs_the_csv_and_its_companions_before_the_run(tmp_pat
     assert parser.parse_args(["--reuse", str(earlier)]).reuse == earlier
     with pytest.raises(SystemExit):
         parser.parse_args(["--reuse", str(tmp_path / "missing.csv")])
+
+
+def test_tabular_means_are_given_over_all_sets_and_each_half() -> None:
+    files = ["1_ALOI", "2_annthyroid", "3_backdoor", "4_breastw"]
+    results = pd.DataFrame(
+        {
+            "protocol": "normal",
+            "file": files,
+            "detector": "gmm",
+            "auc_roc": [0.6, 0.7, 0.8, 0.9],
+            "auc_pr": 0.5,
+            "fit_seconds": 1.0,
+            "score_seconds": 1.0,
+        }
+    )
+    table = tabular.means(results).set_index("half")
+    assert table.at["all", "files"] == 4 and table.at["all", "auc_roc"] == pytest.approx(0.75)
+    for part in ("tune", "confirm"):
+        mine = results[[half(f) == part for f in files]]
+        if len(mine):
+            assert table.at[part, "auc_roc"] == pytest.approx(mine["auc_roc"].mean())
+    assert table.loc[["tune", "confirm"], "files"].sum() == 4
