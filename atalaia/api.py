@@ -16,11 +16,12 @@ from typing import Any
 import pandas as pd
 
 from atalaia import store
-from atalaia.artifacts import load_model
+from atalaia.artifacts import bound_settings_of, load_model
 from atalaia.attribution import stored_shares
 from atalaia.config import Monitor, as_utc, find_monitor, load_monitor
 from atalaia.errors import AtalaiaError, NotFoundError
 from atalaia.queries import events_as_scored
+from atalaia.representation import as_trained
 from atalaia.scoring import score_frame
 from atalaia.settings import Settings
 from atalaia.validation import validate
@@ -78,7 +79,8 @@ def score(
             f"{len(checked.quarantined)} of {len(frame)} rows rejected; first: {first['reason']}"
         )
     detector, calibrator = load_model(model.artifact_path, model.artifact_sha256)
-    scores = score_frame(checked.accepted, config, detector, calibrator)
+    trained = as_trained(config, bound_settings_of(model.artifact_path), model.version)
+    scores = score_frame(checked.accepted, trained, detector, calibrator)
     scores["version"] = model.version
     return scores
 

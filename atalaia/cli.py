@@ -25,10 +25,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from atalaia import demo_data, jobs, store
 from atalaia.api import event_record
+from atalaia.artifacts import bound_settings_of
 from atalaia.attribution import shares_text
 from atalaia.config import Monitor, find_monitor, load_monitor, parse_duration
 from atalaia.errors import AtalaiaError, NotFoundError
 from atalaia.queries import events_as_scored
+from atalaia.representation import chosen_text
 from atalaia.settings import Settings
 from atalaia.times import parse_time
 from detectors import ArtifactError
@@ -529,6 +531,7 @@ def models_show(monitor: MonitorArg, version: Version) -> None:
         "baseline sha256": model.baseline_sha256,
         "calibration": f"alpha {model.alpha}, {model.calibration_rows} rows, "
         f"threshold {model.threshold:.4f}",
+        "chosen from the baseline": chosen_text(bound_settings_of(model.artifact_path)),
         "artifact": f"{model.artifact_path} (sha256 {model.artifact_sha256})",
         "code version": model.code_version,
         "trained at": f"{model.trained_at} in {model.training_seconds:.1f} s",

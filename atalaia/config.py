@@ -39,6 +39,8 @@ _NAME = r"^[a-z][a-z0-9_]{0,62}$"
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FREQUENCY = re.compile(r"^(\d*)(s|min|h|D)$")
 _UNITS = {"s": "seconds", "min": "minutes", "h": "hours", "D": "days"}
+# A detector setting given as this value is chosen from the baseline (``atalaia.auto``).
+AUTO = "auto"
 
 
 class _Strict(BaseModel):
@@ -79,12 +81,16 @@ Source = Annotated[FileSource | SqlSource, Field(discriminator="kind")]
 class Detector(_Strict):
     """Which detector to train (a name known to ``detectors.create``), its parameters, what
     it sees (each row alone, or windows of the last steps) and how its scores are smoothed.
+
+    ``window`` and ``seasons`` may be ``auto``: chosen from the baseline when a version is
+    trained (``atalaia.auto``), recorded with the version and used by its scoring.
     """
 
     kind: str = "gmm"
     params: dict[str, Any] = Field(default_factory=dict)
-    window: int = Field(
-        default=1, ge=1, le=10_000, description="steps of every feature the detector sees at once"
+    window: int | Literal["auto"] = Field(
+        default=1,
+        description="steps of every feature the detector sees at once (1 to 10000), or auto",
     )
     smoothing: int = Field(
         default=1,
@@ -92,16 +98,34 @@ class Detector(_Strict):
         le=10_000,
         description="a score is the mean of the entity's last N raw scores",
     )
-    seasons: list[str] = Field(
+    seasons: list[str] | Literal["auto"] = Field(
         default_factory=list,
         description="periods such as 1D or 7D: a window also holds each feature one period "
-        "ago and the step before (needs window > 1)",
+        "ago and the step before (needs window > 1), or auto",
     )
 
-    @field_validator("seasons")
+    @field_validator("window", mode="before")
     @classmethod
-    def _seasons(cls, value: list[str]) -> list[str]:
-        return [_checked_duration(season) for season in value]
+    def _window(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != AUTO:
+            raise ValueError(f"{value!r} is neither a whole number of steps nor auto")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window_range(cls, value: int | str) -> int | str:
+        if value != AUTO and not 1 <= value <= 10_000:
+            raise ValueError(f"{value} is not from 1 to 10000 steps")
+        return value
+
+    @field_validator("seasons", mode="before")
+    @classmethod
+    def _seasons(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != AUTO:
+            raise ValueError(f"{value!r} is neither a list of periods nor auto")
+        if isinstance(value, list):
+            return [_checked_duration(season) for season in value]
+        return value
 
     @model_validator(mode="after")
     def _declared_params(self) -> Detector:
@@ -347,6 +371,8 @@ class Monitor(_Strict):
     def _seasons_fit_the_grid(self) -> Monitor:
         if self.detector.seasons and self.detector.window == 1:
             raise ValueError("detector.seasons needs windows (detector.window > 1)")
+        if self.detector.seasons == AUTO:
+            return self
         for season in self.detector.seasons:
             if duration(season) % self.step:
                 raise ValueError(
@@ -366,7 +392,13 @@ class Monitor(_Strict):
 
     @property
     def season_steps(self) -> list[int]:
-        """The detector's seasons in steps of the data's frequency."""
+        """The detector's seasons in steps of the data's frequency (chosen ones: see
+        ``atalaia.auto.applied``)."""
+        if self.detector.seasons == AUTO:
+            raise ConfigError(
+                f"monitor {self.name}: detector.seasons is auto: it is chosen when a version "
+                "is trained, and known from the version"
+            )
         return [duration(season) // self.step for season in self.detector.seasons]
 
 
@@ -393,6 +425,16 @@ def duration(text: str) -> timedelta:
     """A checked duration such as ``5min`` or ``3D`` as a timedelta."""
     count, unit = _FREQUENCY.match(text).groups()
     return timedelta(**{_UNITS[unit]: int(count or 1)})
+
+
+def duration_text(length: timedelta) -> str:
+    """``length`` (a whole number of seconds) as a duration such as ``5min`` or ``1D``, in
+    the largest unit that divides it."""
+    seconds = int(length.total_seconds())
+    for unit, size in (("D", 86_400), ("h", 3_600), ("min", 60), ("s", 1)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    raise ValueError(f"{length} is not a whole number of seconds")
 
 
 def as_utc(value: datetime | str) -> datetime:

@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 from atalaia.artifacts import bound_settings_of, load_model
 from atalaia.attribution import feature_shares
 from atalaia.config import Monitor
-from atalaia.errors import EmptyBatchError
+from atalaia.errors import ConfigError, EmptyBatchError
 from atalaia.queries import iso
 from atalaia.representation import (
+    as_trained,
     changed_setting,
     detector_input,
     feature_contributions,
@@ -63,6 +64,10 @@ def explain_event(
     change = None if recorded is None else changed_setting(monitor, recorded)
     if change is not None:
         return _unexplained(monitor, f"version {model.version} cannot be rerun: {change}")
+    try:
+        monitor = as_trained(monitor, recorded, model.version)  # its auto choices in place
+    except ConfigError as exc:  # saved before choices were recorded
+        return _unexplained(monitor, str(exc))
     pad = padding(monitor, event)
     first, last = event.start_ts - pad, event.end_ts + monitor.step + pad
     try:

@@ -42,9 +42,9 @@ from atalaia.landing import read_batch
 from atalaia.processes import Heartbeat, abandon_stale, this_host
 from atalaia.promotion import Contender, compare, retraining_ranges
 from atalaia.representation import (
+    as_trained,
     bound_settings,
     changed_setting,
-    check_bound,
     history_steps,
     lookback,
 )
@@ -252,12 +252,12 @@ def score(
             batch = _landed_batch(session, monitor, run.monitor_id, start, end)
             pinned = None if partition is None else partition.model_version
             model = _scoring_model(session, monitor, run.monitor_id, pinned)
-            detector, calibrator = _load(model, monitor)
+            detector, calibrator, trained = _load(model, monitor)
             recent = None
             if monitor.calibration.pool == "unflagged":
                 # older scores join the pool outright; those within a score's history of
                 # the batch join step by step (atalaia.scoring)
-                horizon = start - monitor.step * history_steps(monitor)
+                horizon = start - monitor.step * history_steps(trained)
                 limit = monitor.calibration.pool_limit
                 older = unflagged_scores(session, run.monitor_id, model.id, horizon, limit)
                 calibrator = calibrator.pooled(older["raw_score"].to_numpy())
@@ -265,14 +265,14 @@ def score(
                     session, run.monitor_id, model.id, start, limit, since=horizon
                 )
             frame = read_batch(batch.landing_path, batch.content_sha256)
-            context = _context_rows(session, monitor, run.monitor_id, start)
+            context = _context_rows(session, trained, run.monitor_id, start)
             if partition is not None:
                 members = _partition_entities(frame, monitor, partition)
                 frame = frame[entity_keys(frame, monitor).isin(members)]
                 if not context.empty:
                     context = context[entity_keys(context, monitor).isin(members)]
             scores = score_frame(
-                frame, monitor, detector, calibrator, context=context, start=start, recent=recent
+                frame, trained, detector, calibrator, context=context, start=start, recent=recent
             )
             upsert_scores(session, run.monitor_id, model.id, batch.id, scores)
             events = []
@@ -496,7 +496,9 @@ def retrain(
                         run.monitor_id,
                         ranges,
                         Contender(current.version, *_load(current, monitor)),
-                        Contender(model.version, fitted.detector, fitted.calibrator),
+                        Contender(
+                            model.version, fitted.detector, fitted.calibrator, fitted.monitor
+                        ),
                         after_drift=after_drift,
                     )
                     model.evaluation = comparison.as_dict()
@@ -542,7 +544,7 @@ def check_drift(
     with _recorded(settings, monitor, "drift", start, until) as run:
         with transaction(run.store) as session:
             model = _scoring_model(session, monitor, run.monitor_id)
-            _, calibrator = _load(model, monitor)
+            _, calibrator, _ = _load(model, monitor)
             scores = read_scores(session, run.monitor_id, start, until, model_id=model.id)
             scores = scores[scores["judged"]]  # what calibration's scores can be compared with
             check = drift.check_drift(
@@ -613,14 +615,13 @@ def _changed_setting(monitor: Monitor, model: ModelRow) -> str | None:
     return None if recorded is None else changed_setting(monitor, recorded)
 
 
-def _load(model: ModelRow, monitor: Monitor) -> tuple[Detector, ConformalCalibrator]:
-    """A version's detector and calibrator, refused when ``monitor`` now differs from the
-    settings the version was trained with (``atalaia.representation.check_bound``)."""
-    loaded = load_model(model.artifact_path, model.artifact_sha256)
+def _load(model: ModelRow, monitor: Monitor) -> tuple[Detector, ConformalCalibrator, Monitor]:
+    """A version's detector and calibrator, and ``monitor`` as the version was trained (its
+    choices for ``auto`` settings in place); refused when ``monitor`` now differs from the
+    settings the version was trained with (``atalaia.representation.as_trained``)."""
+    detector, calibrator = load_model(model.artifact_path, model.artifact_sha256)
     recorded = bound_settings_of(model.artifact_path)
-    if recorded is not None:
-        check_bound(monitor, recorded, model.version)
-    return loaded
+    return detector, calibrator, as_trained(monitor, recorded, model.version)
 
 
 @contextmanager
@@ -641,7 +642,8 @@ def _new_version(
     folder = model_folder(settings.models_dir, monitor.name, number)
     for leftover in clear_leftovers(folder):
         log.warning("removed %s, left by an interrupted train of version %d", leftover, number)
-    sha256 = save_model(folder, fitted.detector, fitted.calibrator, bound_settings(monitor))
+    bound = bound_settings(monitor, fitted.chosen)
+    sha256 = save_model(folder, fitted.detector, fitted.calibrator, bound)
     try:
         yield add_model(
             session,

@@ -57,11 +57,13 @@ class RetrainingRanges:
 
 @dataclass(frozen=True)
 class Contender:
-    """A model version taking part in a comparison."""
+    """A model version taking part in a comparison, with the monitor as it was trained
+    (its choices for ``auto`` settings in place, see ``atalaia.auto``)."""
 
     version: int
     detector: Detector
     calibrator: ConformalCalibrator
+    monitor: Monitor
 
 
 @dataclass
@@ -156,7 +158,7 @@ def compare(
         else None
     )
     before, after = (
-        _performance(contender, monitor, held_out, labelled, whole, incidents)
+        _performance(contender, held_out, labelled, whole, incidents)
         for contender in (champion, candidate)
     )
     bound = int(binom.ppf(BOUND_QUANTILE, after.rows, candidate.calibrator.alpha))
@@ -175,17 +177,16 @@ def compare(
 
 def _performance(
     contender: Contender,
-    monitor: Monitor,
     held_out: pd.DataFrame,
     labelled: list[Span],
     whole: pd.DataFrame | None,
     incidents: list[Span],
 ) -> Performance:
-    scores = score_frame(held_out, monitor, contender.detector, contender.calibrator)
+    scores = score_frame(held_out, contender.monitor, contender.detector, contender.calibrator)
     normal = scores[~inside_spans(scores["entity"], scores["ts"], labelled)]
     positive = normal.iloc[:0]
     if whole is not None:
-        everything = score_frame(whole, monitor, contender.detector, contender.calibrator)
+        everything = score_frame(whole, contender.monitor, contender.detector, contender.calibrator)
         positive = everything[inside_spans(everything["entity"], everything["ts"], incidents)]
     auc = None
     if len(positive) and len(normal):

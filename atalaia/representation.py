@@ -13,6 +13,9 @@ scoring makes.
 A model version is bound to the settings that made its inputs and its calibration
 (:func:`bound_settings`), recorded with its files; scoring with other values would compare
 scores against a calibration they do not match, so it is refused (:func:`check_bound`).
+Settings asked as ``auto`` are recorded as asked, with the values chosen for them
+(``atalaia.auto``); the version scores with the monitor as it was trained
+(:func:`as_trained`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atalaia.config import Monitor
+from atalaia.auto import SEASONS, WINDOW, applied, asked, require_chosen
+from atalaia.config import AUTO, Monitor, duration_text
 from atalaia.errors import ConfigError
 from atalaia.validation import entity_keys
 from detectors import Detector
+from detectors.auto import MAX_WINDOW
 from detectors.smoothing import full_spans, moving_mean
 from detectors.windows import make_windows, per_feature
 
@@ -46,13 +51,26 @@ class DetectorInput:
 
 def lookback(monitor: Monitor) -> timedelta:
     """How far before a batch the rows that its first steps' scores depend on reach."""
+    require_chosen(monitor)
     seasonal = [period + 1 for period in monitor.season_steps]  # a season ago, and a step
     oldest_lag = max([monitor.detector.window - 1, *seasonal])
     return monitor.step * (oldest_lag + monitor.detector.smoothing - 1)
 
 
+def lookback_at_most(monitor: Monitor, baseline_steps: int) -> timedelta:
+    """The longest ``lookback`` a version trained on ``baseline_steps`` steps can have: the
+    monitor's own, where it asks for no ``auto`` setting; else with the longest values
+    ``atalaia.auto`` can choose (a season of half the baseline, a window of
+    ``detectors.auto.MAX_WINDOW`` steps)."""
+    longest = {WINDOW: MAX_WINDOW, SEASONS: []}
+    if baseline_steps >= 4:
+        longest[SEASONS] = [duration_text(baseline_steps // 2 * monitor.step)]
+    return lookback(applied(monitor, {name: longest[name] for name in asked(monitor)}))
+
+
 def detector_input(frame: pd.DataFrame, monitor: Monitor) -> DetectorInput:
     """The detector's view of accepted rows: the rows themselves, or their windows."""
+    require_chosen(monitor)
     if monitor.detector.window == 1:
         ordered = frame.assign(_entity=entity_keys(frame, monitor)).sort_values(
             ["_entity", monitor.timestamp], kind="stable"
@@ -101,6 +119,7 @@ def judged(inputs: DetectorInput, monitor: Monitor) -> np.ndarray:
 def history_steps(monitor: Monitor) -> int:
     """How many steps a smoothed score's inputs span: its window's, and those of the raw
     scores its mean averages (seasonal lags aside)."""
+    require_chosen(monitor)
     return monitor.detector.window + monitor.detector.smoothing - 1
 
 
@@ -119,15 +138,22 @@ def since(inputs: DetectorInput, start: datetime | None) -> np.ndarray:
     return (inputs.ts >= start).to_numpy()
 
 
-def bound_settings(monitor: Monitor) -> dict[str, Any]:
+# Where the recorded settings keep the values chosen for those asked as ``auto``.
+CHOSEN = "chosen"
+
+
+def bound_settings(monitor: Monitor, chosen: dict[str, Any] | None = None) -> dict[str, Any]:
     """The monitor settings a model version is bound to, by dotted name: everything that
-    turns rows into detector inputs and scores into flags."""
+    turns rows into detector inputs and scores into flags, as asked (``auto`` included),
+    with the values ``chosen`` for those asked as ``auto`` under ``"chosen"``."""
     calibration = monitor.calibration
-    return {
+    settings = {
         "features": list(monitor.features),
         "frequency": monitor.frequency,
         "detector.window": monitor.detector.window,
-        "detector.seasons": list(monitor.detector.seasons),
+        "detector.seasons": (
+            seasons if (seasons := monitor.detector.seasons) == AUTO else list(seasons)
+        ),
         "detector.smoothing": monitor.detector.smoothing,
         "calibration.alpha": calibration.alpha,
         "calibration.fraction": calibration.fraction,
@@ -135,6 +161,17 @@ def bound_settings(monitor: Monitor) -> dict[str, Any]:
         "calibration.pool": calibration.pool,
         "calibration.pool_limit": calibration.pool_limit,
     }
+    if chosen:
+        settings[CHOSEN] = chosen
+    return settings
+
+
+def chosen_text(recorded: dict[str, Any] | None) -> str:
+    """The values a version chose for its ``auto`` settings, from the settings ``recorded``
+    with it, for people (``detector.window = 4; detector.seasons = ['1D']``); empty when it
+    chose none."""
+    chosen = (recorded or {}).get(CHOSEN, {})
+    return "; ".join(f"{name} = {value!r}" for name, value in chosen.items())
 
 
 def changed_setting(monitor: Monitor, recorded: dict[str, Any]) -> str | None:
@@ -142,7 +179,7 @@ def changed_setting(monitor: Monitor, recorded: dict[str, Any]) -> str | None:
     as ``name is X, but ... trained with Y``; None when they agree."""
     current = bound_settings(monitor)
     for name, value in recorded.items():
-        if current.get(name) != value:
+        if name != CHOSEN and current.get(name) != value:
             return f"{name} is {current.get(name)!r}, but the version was trained with {value!r}"
     return None
 
@@ -154,3 +191,18 @@ def check_bound(monitor: Monitor, recorded: dict[str, Any], version: int) -> Non
         raise ConfigError(
             f"monitor {monitor.name}: version {version}: {change}; retrain to apply the change"
         )
+
+
+def as_trained(monitor: Monitor, recorded: dict[str, Any] | None, version: int) -> Monitor:
+    """``monitor`` as model ``version`` was trained, from the settings ``recorded`` with it
+    (None: saved before they were): refused when the monitor differs from them
+    (:func:`check_bound`), with the values chosen for its ``auto`` settings in place."""
+    if recorded is None:
+        if names := asked(monitor):
+            raise ConfigError(
+                f"monitor {monitor.name}: version {version} recorded no choice for "
+                f"{', '.join(names)} = auto; retrain to apply it"
+            )
+        return monitor
+    check_bound(monitor, recorded, version)
+    return applied(monitor, recorded.get(CHOSEN, {}))

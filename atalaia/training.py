@@ -14,12 +14,14 @@ import hashlib
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
 import detectors
+from atalaia.auto import applied, choose
 from atalaia.config import Monitor
 from atalaia.errors import ConfigError, EmptyBatchError
 from atalaia.landing import read_batch
@@ -43,10 +45,14 @@ class Baseline:
 
 @dataclass
 class FittedModel:
-    """A fitted detector with its calibrator and how it was made."""
+    """A fitted detector with its calibrator and how it was made: ``chosen`` holds the values
+    chosen for the monitor's ``auto`` settings (by dotted name), ``monitor`` the monitor
+    with them in place, as the model scores."""
 
     detector: Detector
     calibrator: ConformalCalibrator
+    monitor: Monitor
+    chosen: dict[str, Any]
     train_rows: int
     calibration_rows: int
     calibration_loss: float
@@ -152,10 +158,15 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
     """Fit the monitor's detector on the baseline and calibrate it on its held-out tail.
 
     The held-out steps are scored the way scoring scores a batch (windows, smoothing), with
-    the training rows before them as context.
+    the training rows before them as context. Settings asked as ``auto`` are chosen first,
+    from the rows before the held-out steps (``atalaia.auto``).
     """
     began = time.perf_counter()
     stamps = baseline.frame[monitor.timestamp]
+    _check_spread(monitor, baseline.frame)
+    learned = stamps < held_out_start(stamps.min(), stamps.max(), monitor)
+    chosen = choose(monitor, baseline.frame[learned])
+    monitor = applied(monitor, chosen)
     steps = (stamps.max() - stamps.min()) // monitor.step + 1
     needed = monitor.detector.window + monitor.detector.smoothing - 1
     if needed >= steps:
@@ -164,7 +175,6 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
             f"{monitor.detector.smoothing} span {needed} steps, but the baseline holds only "
             f"{steps}: nothing would be left to train on"
         )
-    _check_spread(monitor, baseline.frame)
     inputs = detector_input(baseline.frame, monitor)
     first, last = inputs.ts.min(), inputs.ts.max()
     longest = max(monitor.season_steps, default=0) * monitor.step
@@ -173,8 +183,7 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
             f"monitor {monitor.name}: baseline spans {last - first}, less than two seasons of "
             f"{longest}: a window's seasonal lags need a season of history before it"
         )
-    cut = first + (last - first) * (1 - monitor.calibration.fraction)
-    held_out = (inputs.ts >= cut).to_numpy()
+    held_out = (inputs.ts >= held_out_start(first, last, monitor)).to_numpy()
     if (~held_out).sum() < 2 or held_out.sum() < 1:
         raise EmptyBatchError(
             f"monitor {monitor.name}: baseline of {len(baseline.frame)} rows is too small to "
@@ -195,8 +204,16 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
     return FittedModel(
         detector=detector,
         calibrator=calibrator,
+        monitor=monitor,
+        chosen=chosen,
         train_rows=int((~held_out).sum()),
         calibration_rows=int(held_out.sum()),
         calibration_loss=float(held_out_scores.mean()),
         seconds=time.perf_counter() - began,
     )
+
+
+def held_out_start(first: datetime, last: datetime, monitor: Monitor) -> datetime:
+    """Where the held-out calibration steps of a baseline from ``first`` to ``last`` begin:
+    its last ``calibration.fraction`` in time."""
+    return first + (last - first) * (1 - monitor.calibration.fraction)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from atalaia.config import Monitor
 from atalaia.evaluation import markdown_table
-from atalaia.representation import lookback
+from atalaia.representation import lookback_at_most
 from benchmarks.common import (
     DetectorFailure,
     DetectorSpec,
@@ -210,7 +210,8 @@ def run_channel(
             baseline=(SERIES_START, SERIES_START + pd.Timedelta(days=1)),
         )
         monitor = Monitor.model_validate(document)
-        frame, test_start = channel_frame(train, test, lookback(monitor) // monitor.step)
+        gap = lookback_at_most(monitor, len(train)) // monitor.step
+        frame, test_start = channel_frame(train, test, gap)
         end = test_start + pd.Timedelta(minutes=len(test))
         document["baseline"] = {"start": SERIES_START.isoformat(), "end": test_start.isoformat()}
         try:

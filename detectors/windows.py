@@ -79,26 +79,12 @@ def make_windows(
     with full windows, pass the preceding steps along, as far back as the oldest lag.
     """
     lags = window_lags(window, seasons)
-    span = lags[0] + 1  # steps from the oldest lag to the window's end
-    picked = [span - 1 - lag for lag in lags]  # positions within the span, oldest first
     keys = pd.Series("", index=frame.index) if entity is None else entity
-    step = pd.Timedelta(frequency)
     values, ends, owners = [], [], []
     for key, rows in frame.groupby(keys.to_numpy(), sort=True):
-        grid = (
-            rows.set_index(timestamp)[list(features)]
-            .astype(np.float64)
-            .resample(step, origin="epoch")
-            .mean()
-        )
+        grid = regular_grid(rows, timestamp, features, frequency)
         observed = grid.notna().any(axis=1).to_numpy()
-        padded = np.vstack([np.full((span - 1, len(features)), np.nan), grid.to_numpy()])
-        stacked = sliding_window_view(padded, (span, len(features)))[:, 0]
-        if len(picked) == span:  # no seasonal lags: a boolean index copies 5x faster
-            chosen = stacked[observed]
-        else:  # only the lags needed, not the whole season between them
-            chosen = stacked[np.flatnonzero(observed)[:, None], picked]
-        values.append(chosen.reshape(int(observed.sum()), -1))
+        values.append(grid_windows(grid.to_numpy(), lags, observed))
         ends.append(grid.index[observed])
         owners.append(np.full(int(observed.sum()), key, dtype=object))
     columns = window_columns(features, window, seasons)
@@ -106,6 +92,37 @@ def make_windows(
         return Windows(np.empty((0, len(columns))), pd.DataFrame(columns=["entity", "ts"]), columns)
     index = pd.DataFrame({"entity": np.concatenate(owners), "ts": ends[0].append(ends[1:])})
     return Windows(np.vstack(values), index, columns)
+
+
+def regular_grid(
+    rows: pd.DataFrame, timestamp: str, features: Sequence[str], frequency: timedelta
+) -> pd.DataFrame:
+    """One entity's rows on the regular grid of ``frequency``, indexed by step: rows in one
+    step averaged, a step with no row a gap of NaN (never filled)."""
+    return (
+        rows.set_index(timestamp)[list(features)]
+        .astype(np.float64)
+        .resample(pd.Timedelta(frequency), origin="epoch")
+        .mean()
+    )
+
+
+def grid_windows(grid: np.ndarray, lags: Sequence[int], ends: np.ndarray) -> np.ndarray:
+    """Flattened windows of one regular ``grid`` (steps x features) ending at the steps
+    ``ends`` selects (a boolean mask over steps, or step positions), holding the steps
+    ``lags`` before each end (``window_lags``, oldest first); steps before the grid are
+    missing."""
+    span = lags[0] + 1  # steps from the oldest lag to the window's end
+    picked = [span - 1 - lag for lag in lags]  # positions within the span, oldest first
+    n_features = grid.shape[1]
+    padded = np.vstack([np.full((span - 1, n_features), np.nan), grid])
+    stacked = sliding_window_view(padded, (span, n_features))[:, 0]
+    if len(picked) == span:  # no seasonal lags: a boolean index copies 5x faster
+        chosen = stacked[ends]
+    else:  # only the lags needed, not the whole season between them
+        positions = np.flatnonzero(ends) if ends.dtype == bool else ends
+        chosen = stacked[positions[:, None], picked]
+    return chosen.reshape(len(chosen), len(lags) * n_features)
 
 
 def per_feature(attribution: np.ndarray, n_features: int) -> np.ndarray:
