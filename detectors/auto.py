@@ -19,13 +19,15 @@ decay or a harmonic's neighbour is not one), and both ``r(P)`` and its rise abov
 lowest autocorrelation before it exceed ``z / sqrt(n)``: white noise's standard error over
 ``n`` observed steps, with ``z`` the Bonferroni quantile that keeps the chance of any
 candidate on white noise under ``FALSE_SEASON_RATE`` across the lags tried. Only lags the
-baseline holds twice are tried (up to half the longest entity's steps). A candidate
-becomes the season when its seasonal lags (``P + 1`` and ``P``) make the window's ``ar``
-model better by BIC: twice the gain in log-likelihood on the windows that hold them
-exceeds ``log(n)`` per coefficient added, so a wandering, persistent series whose
-autocorrelation happens to peak is not given a season its recent steps already explain.
-The shortest candidate that passes is chosen (the fundamental period): one season; a
-second, longer one (a week over a day) is left to be asked for.
+baseline holds twice are tried (up to half the longest entity's steps). Candidates are
+tried shortest first, at most ``MAX_CANDIDATES``; the first becomes the season when its
+seasonal lags (``P + 1`` and ``P``) make an ``ar`` model of the recent lags (up to the
+window's, no further than where ``r`` first falls to 0, and short of ``P``) better by BIC:
+twice the gain in log-likelihood on the windows that hold them exceeds ``log(n)`` per
+coefficient added plus twice the log of the lags tried (one period among them was
+looked for). A wandering, persistent series whose autocorrelation happens to peak is thus
+not given a season its recent steps already explain. One season is chosen, the
+fundamental one; a second, longer one (a week over a day) is left to be asked for.
 """
 
 from __future__ import annotations
