@@ -358,7 +358,8 @@ class Monitor(_Strict):
         if self.baseline.start is None or self.baseline.end is None:
             return self  # last_intervals: checked when the baseline is assembled
         steps = (self.baseline.end - self.baseline.start) // self.step
-        needed = self.detector.window + self.detector.smoothing - 1
+        window = 1 if self.detector.window == AUTO else self.detector.window  # auto: at train
+        needed = window + self.detector.smoothing - 1
         if needed >= steps:
             raise ValueError(
                 f"detector.window {self.detector.window} and smoothing "

@@ -137,13 +137,19 @@ def _log_likelihood(windows: pd.DataFrame, window: int) -> float:
 
 
 def _windows(grids: Sequence[np.ndarray], lags: Sequence[int], random_state: int = 0) -> np.ndarray:
-    """The grids' windows holding ``lags``, ending at every observed step; at most
-    ``WINDOW_SAMPLE`` of them, drawn at random."""
-    windows = np.vstack([grid_windows(grid, lags, ~np.isnan(grid).all(axis=1)) for grid in grids])
-    if len(windows) > WINDOW_SAMPLE:
+    """The grids' windows holding ``lags``, ending at observed steps: every one, or
+    ``WINDOW_SAMPLE`` of them drawn at random (only those drawn are built)."""
+    ends = [np.flatnonzero(~np.isnan(grid).all(axis=1)) for grid in grids]
+    sizes = [len(positions) for positions in ends]
+    if sum(sizes) > WINDOW_SAMPLE:
         rng = np.random.default_rng(random_state)
-        windows = windows[np.sort(rng.choice(len(windows), WINDOW_SAMPLE, replace=False))]
-    return windows
+        keep = np.zeros(sum(sizes), dtype=bool)
+        keep[rng.choice(len(keep), WINDOW_SAMPLE, replace=False)] = True
+        kept = np.split(keep, np.cumsum(sizes)[:-1])
+        ends = [positions[chosen] for positions, chosen in zip(ends, kept, strict=True)]
+    return np.vstack(
+        [grid_windows(grid, lags, positions) for grid, positions in zip(grids, ends, strict=True)]
+    )
 
 
 def window(grids: Sequence[np.ndarray], random_state: int = 0) -> int:
