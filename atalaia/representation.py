@@ -168,7 +168,7 @@ def bound_settings(monitor: Monitor, chosen: dict[str, Any] | None = None) -> di
 
 def chosen_text(recorded: dict[str, Any] | None) -> str:
     """The values a version chose for its ``auto`` settings, from the settings ``recorded``
-    with it, for people (``detector.window = 4; detector.seasons = ['1D']``); empty when it
+    with it, for people (``detector.seasons = ['1D']; detector.window = 4``); empty when it
     chose none."""
     chosen = (recorded or {}).get(CHOSEN, {})
     return "; ".join(f"{name} = {value!r}" for name, value in chosen.items())
