@@ -30,7 +30,7 @@ from atalaia.attribution import shares_text
 from atalaia.config import Monitor, find_monitor, load_monitor, parse_duration
 from atalaia.errors import AtalaiaError, NotFoundError
 from atalaia.queries import events_as_scored
-from atalaia.representation import chosen_text
+from atalaia.representation import CHOSEN, chosen_text
 from atalaia.settings import Settings
 from atalaia.times import parse_time
 from detectors import ArtifactError
@@ -520,6 +520,7 @@ def models_show(monitor: MonitorArg, version: Version) -> None:
         model = find_model(session, identifier, version) if identifier is not None else None
     if model is None:
         raise NotFoundError(f"monitor {config.name}: no model version {version}")
+    bound = bound_settings_of(model.artifact_path)
     fields = {
         "status": f"{model.status}: {model.status_reason}",
         "promoted at": model.promoted_at or "",
@@ -531,16 +532,15 @@ def models_show(monitor: MonitorArg, version: Version) -> None:
         "baseline sha256": model.baseline_sha256,
         "calibration": f"alpha {model.alpha}, {model.calibration_rows} rows, "
         f"threshold {model.threshold:.4f}",
-        "chosen from the baseline": chosen_text(bound_settings_of(model.artifact_path)),
+        "chosen from the baseline": chosen_text(bound),
         "artifact": f"{model.artifact_path} (sha256 {model.artifact_sha256})",
         "code version": model.code_version,
         "trained at": f"{model.trained_at} in {model.training_seconds:.1f} s",
     }
-    from atalaia.artifacts import bound_settings_of
-
-    bound = bound_settings_of(model.artifact_path)
     if bound is not None:
-        fields["trained with"] = ", ".join(f"{name} {value}" for name, value in bound.items())
+        fields["trained with"] = ", ".join(
+            f"{name} {value}" for name, value in bound.items() if name != CHOSEN
+        )
     table = Table(title=f"{config.name}: version {model.version}", show_header=False)
     for name, value in fields.items():
         table.add_row(name, str(value))
