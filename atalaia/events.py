@@ -17,6 +17,7 @@ raw attribution, in the detector's units).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,22 +27,26 @@ from sqlalchemy.orm import Session
 from atalaia.attribution import stored_shares
 from atalaia.scoring import TOP_FEATURES
 from storage.events import events_overlapping, replace_events
-from storage.scores import read_scores
+from storage.scores import newest_scores, read_scores
 
 
 def detect_events(
-    scores: pd.DataFrame, reach: pd.Timedelta, lead: pd.Timedelta
+    anomalies: pd.DataFrame,
+    newest: Mapping[str, datetime],
+    reach: pd.Timedelta,
+    lead: pd.Timedelta,
 ) -> list[dict[str, Any]]:
-    """Events in ``scores`` (the store's layout); anomalies at most ``reach`` apart merge, and
-    each event starts ``lead`` before its first anomaly."""
+    """Events in the anomalous scores ``anomalies`` (the store's layout); anomalies at most
+    ``reach`` apart merge, and each event starts ``lead`` before its first anomaly.
+
+    ``newest`` holds each entity's newest score (anomalous or not): an event is open while
+    that is within ``reach`` of its end.
+    """
     events: list[dict[str, Any]] = []
-    for entity, rows in scores.sort_values(["entity", "ts"]).groupby("entity", sort=True):
-        newest = rows["ts"].iloc[-1]
-        anomalies = rows[rows["is_anomaly"]]
-        if anomalies.empty:
-            continue
-        starts_new = anomalies["ts"].diff() > reach
-        for _, group in anomalies.groupby(starts_new.cumsum()):
+    for entity, rows in anomalies.sort_values(["entity", "ts"]).groupby("entity", sort=True):
+        latest = pd.Timestamp(newest[entity])
+        starts_new = rows["ts"].diff() > reach
+        for _, group in rows.groupby(starts_new.cumsum()):
             peak = group.loc[group["z"].idxmax()]
             end = group["ts"].iloc[-1]
             events.append(
@@ -52,7 +57,7 @@ def detect_events(
                     "peak_ts": peak["ts"].to_pydatetime(),
                     "peak_z": float(peak["z"]),
                     "anomalies": len(group),
-                    "is_open": bool(newest - end < reach),
+                    "is_open": bool(latest - end < reach),
                     "top_features": _event_top_features(group["top_features"]),
                 }
             )
@@ -86,7 +91,8 @@ def refresh_events(
     """Recompute the stored events around newly scored ``[start, end)``; return the new ones.
 
     The span is widened until no stored event crosses its edges, so an event that began in
-    an earlier batch (or, in a backfill, continues in a later one) is rebuilt whole.
+    an earlier batch (or, in a backfill, continues in a later one) is rebuilt whole. Only
+    the span's anomalous scores are read back, with each of their entities' newest time.
     """
     low, high = start, end
     while True:
@@ -98,9 +104,13 @@ def refresh_events(
         if (new_low, new_high) == (low, high):
             break
         low, high = new_low, new_high
-    scores = read_scores(session, monitor_id, low - reach, high + reach, model_id=model_id)
+    span = (session, monitor_id, low - reach, high + reach)
+    anomalies = read_scores(*span, model_id=model_id, anomalous_only=True)
+    newest = newest_scores(*span, model_id=model_id, entities=anomalies["entity"].unique())
     events = [
-        e for e in detect_events(scores, reach, lead) if e["end_ts"] >= low and e["start_ts"] < high
+        e
+        for e in detect_events(anomalies, newest, reach, lead)
+        if e["end_ts"] >= low and e["start_ts"] < high
     ]
     replace_events(session, monitor_id, model_id, low, high, events)
     return events

@@ -62,7 +62,13 @@ from storage.monitors import monitor_id as stored_monitor_id
 from storage.registry import add_model, champion, find_model, next_version, promote
 from storage.registry import rollback as registry_rollback
 from storage.runs import finish_run, start_run
-from storage.scores import read_scores, unflagged_scores, upsert_scores
+from storage.scores import (
+    ScoreTally,
+    read_scores,
+    tally_scores,
+    unflagged_scores,
+    upsert_scores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -275,10 +281,10 @@ def score(
                 frame, trained, detector, calibrator, context=context, start=start, recent=recent
             )
             upsert_scores(session, run.monitor_id, model.id, batch.id, scores)
+            tally = ScoreTally.of(scores)
             events = []
             if partition is None:
                 events = _refresh_batch_events(session, monitor, run.monitor_id, model, start, end)
-            anomalies = int(scores["is_anomaly"].sum())
             notes = [str(partition)] if partition is not None else []
             if uncomputable := uncomputable_rows(scores):
                 notes.append(
@@ -290,15 +296,15 @@ def score(
                 session,
                 run.run_id,
                 "success",
-                rows=len(scores),
-                anomalies=anomalies,
+                rows=tally.rows,
+                anomalies=tally.anomalies,
                 model_id=model.id,
                 message="; ".join(notes) or None,
             )
-        run.figures = _score_figures(scores, events, model, end - start)
+        run.figures = _score_figures(tally, events, model, end - start)
     alerting.deliver(settings, monitor.name, run.monitor_id, model, events, end - start)
     return ScoreResult(
-        monitor.name, start, end, model.version, len(scores), anomalies, _max_z(scores), events
+        monitor.name, start, end, model.version, tally.rows, tally.anomalies, tally.max_z, events
     )
 
 
@@ -351,26 +357,25 @@ def finish_scoring(
         with transaction(run.store) as session:
             _landed_batch(session, monitor, run.monitor_id, start, end)
             model = _scoring_model(session, monitor, run.monitor_id, model_version)
-            scores = read_scores(session, run.monitor_id, start, end, model_id=model.id)
-            if scores.empty:
+            tally = tally_scores(session, run.monitor_id, start, end, model_id=model.id)
+            if not tally.rows:
                 raise NotFoundError(
                     f"monitor {monitor.name}: version {model_version} scored nothing in "
                     f"[{start}, {end}); score the partitions first"
                 )
             events = _refresh_batch_events(session, monitor, run.monitor_id, model, start, end)
-            anomalies = int(scores["is_anomaly"].sum())
             finish_run(
                 session,
                 run.run_id,
                 "success",
-                rows=len(scores),
-                anomalies=anomalies,
+                rows=tally.rows,
+                anomalies=tally.anomalies,
                 model_id=model.id,
             )
-        run.figures = _score_figures(scores, events, model, end - start)
+        run.figures = _score_figures(tally, events, model, end - start)
     alerting.deliver(settings, monitor.name, run.monitor_id, model, events, end - start)
     return ScoreResult(
-        monitor.name, start, end, model.version, len(scores), anomalies, _max_z(scores), events
+        monitor.name, start, end, model.version, tally.rows, tally.anomalies, tally.max_z, events
     )
 
 
@@ -442,20 +447,15 @@ def _refresh_batch_events(
     return refresh_events(session, monitor_id, model.id, start, end, reach, monitor.step * lead)
 
 
-def _max_z(scores: pd.DataFrame) -> float:
-    return float(scores["z"].max()) if len(scores) else 0.0
-
-
 def _score_figures(
-    scores: pd.DataFrame, events: list[dict[str, Any]], model: ModelRow, interval: timedelta
+    tally: ScoreTally, events: list[dict[str, Any]], model: ModelRow, interval: timedelta
 ) -> dict[str, float]:
-    anomalies = int(scores["is_anomaly"].sum())
     return {
         "atalaia_batch_interval_seconds": interval.total_seconds(),
-        "atalaia_batch_rows": len(scores),
-        "atalaia_batch_anomalies": anomalies,
-        "atalaia_batch_anomaly_ratio": anomalies / len(scores) if len(scores) else 0.0,
-        "atalaia_batch_max_z": _max_z(scores),
+        "atalaia_batch_rows": tally.rows,
+        "atalaia_batch_anomalies": tally.anomalies,
+        "atalaia_batch_anomaly_ratio": tally.anomalies / tally.rows if tally.rows else 0.0,
+        "atalaia_batch_max_z": tally.max_z,
         "atalaia_open_events": sum(event["is_open"] for event in events),
         "atalaia_model_version": model.version,
         "atalaia_champion_version": model.version,

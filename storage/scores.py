@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import column, select, table, text
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from sqlalchemy import case, column, func, select, table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -25,8 +30,10 @@ COLUMNS = (
     "judged",
     "top_features",
 )
-# Rows per statement on SQLite; keeps memory flat on million-row batches.
+# Rows per statement on SQLite and per COPY write; keeps memory flat on million-row batches.
 CHUNK = 50_000
+# How SQLAlchemy's SQLite DateTime writes a timestamp (the UTC wall-clock time).
+SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S"
 
 
 def upsert_scores(
@@ -35,45 +42,83 @@ def upsert_scores(
     """Write one batch's scores; a row already stored for the same key is replaced.
 
     ``frame`` has columns ``entity``, ``ts`` (aware UTC), ``raw_score``, ``p_value``, ``z``,
-    ``is_anomaly``, ``top_features`` (a list of ``{"feature", "contribution"}`` or None) and
-    optionally ``judged`` (default: every row was judged).
+    ``is_anomaly``, ``top_features`` (a list of ``{"feature", "contribution"}``, or None
+    for a normal row, stored as NULL) and optionally ``judged`` (default: every row was
+    judged). Columns go to the driver whole: COPY of CSV written by Arrow on PostgreSQL, one
+    prepared ``executemany`` per CHUNK rows on SQLite.
     Returns the number of rows written.
     """
     if frame.empty:
         return 0
-    records = _records(monitor_id, model_id, batch_id, frame)
+    columns = _columns(monitor_id, model_id, batch_id, frame)
     if session.get_bind().dialect.name == "postgresql":
-        _copy_upsert(session, records)
+        _copy_upsert(session, columns, monitor_id, model_id)
     else:
-        statement = upsert_statement("sqlite", SCORES, KEY, COLUMNS)
-        for start in range(0, len(records), CHUNK):
-            chunk = records[start : start + CHUNK]
-            session.execute(statement, [dict(zip(COLUMNS, row, strict=True)) for row in chunk])
-    return len(records)
+        _sqlite_upsert(session, columns)
+    return columns.num_rows
 
 
-def _records(monitor_id: int, model_id: int, batch_id: int, frame: pd.DataFrame) -> list[tuple]:
-    stamps = pd.DatetimeIndex(frame["ts"]).tz_convert("UTC").to_pydatetime()
-    return list(
-        zip(
-            [monitor_id] * len(frame),
-            frame["entity"].astype(str).tolist(),
-            stamps,
-            [model_id] * len(frame),
-            [batch_id] * len(frame),
-            frame["raw_score"].astype(float).tolist(),
-            frame["p_value"].astype(float).tolist(),
-            frame["z"].astype(float).tolist(),
-            frame["is_anomaly"].astype(bool).tolist(),
-            frame.get("judged", pd.Series(True, index=frame.index)).astype(bool).tolist(),
-            frame["top_features"].tolist(),
-            strict=True,
-        )
+def _columns(monitor_id: int, model_id: int, batch_id: int, frame: pd.DataFrame) -> pa.Table:
+    """The rows to write as an Arrow table in COLUMNS order."""
+    n = len(frame)
+    stamps = pd.DatetimeIndex(frame["ts"]).tz_convert("UTC").as_unit("us")
+    features = [None if item is None else json.dumps(item) for item in frame["top_features"]]
+    return pa.table(
+        {
+            "monitor_id": np.full(n, monitor_id, dtype=np.int64),
+            "entity": pa.array(frame["entity"].astype(str).to_numpy(), pa.string()),
+            "ts": pa.array(stamps),
+            "model_id": np.full(n, model_id, dtype=np.int64),
+            "batch_id": np.full(n, batch_id, dtype=np.int64),
+            "raw_score": frame["raw_score"].to_numpy(dtype=np.float64),
+            "p_value": frame["p_value"].to_numpy(dtype=np.float64),
+            "z": frame["z"].to_numpy(dtype=np.float64),
+            "is_anomaly": frame["is_anomaly"].to_numpy(dtype=bool),
+            "judged": (
+                frame["judged"] if "judged" in frame else pd.Series(True, index=frame.index)
+            ).to_numpy(dtype=bool),
+            "top_features": pa.array(features, pa.string()),
+        }
     )
 
 
-def _copy_upsert(session: Session, records: list[tuple]) -> None:
-    """COPY into a temporary table, then one ``INSERT .. SELECT .. ON CONFLICT``."""
+def _sqlite_upsert(session: Session, columns: pa.Table) -> None:
+    """One prepared upsert, executed for CHUNK rows at a time on the session's connection.
+
+    Timestamps are written as SQLAlchemy's SQLite DateTime writes them (UTC wall-clock
+    text), so every other query of the store reads and compares them as usual.
+    """
+    compiled = upsert_statement("sqlite", SCORES, KEY, COLUMNS).compile(
+        dialect=session.get_bind().dialect, column_keys=list(COLUMNS)
+    )
+    order = compiled.positiontup
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    for chunk in columns.to_batches(CHUNK):
+        stamps = pc.strftime(chunk.column("ts"), format=SQLITE_TIMESTAMP)
+        values = [(stamps if name == "ts" else chunk.column(name)).to_pylist() for name in order]
+        cursor.executemany(compiled.string, zip(*values, strict=True))
+    cursor.close()
+
+
+def _copy_upsert(session: Session, columns: pa.Table, monitor_id: int, model_id: int) -> None:
+    """COPY straight into ``scores`` when none of the rows' keys is stored yet; otherwise
+    COPY into a temporary table, then one ``INSERT .. SELECT .. ON CONFLICT``."""
+    entities = pc.unique(columns.column("entity")).to_pylist()
+    stamps = columns.column("ts")
+    stored = session.scalar(
+        select(SCORES.c.ts)
+        .where(
+            SCORES.c.monitor_id == monitor_id,
+            SCORES.c.model_id == model_id,
+            SCORES.c.entity.in_(entities),
+            SCORES.c.ts >= pc.min(stamps).as_py(),
+            SCORES.c.ts <= pc.max(stamps).as_py(),
+        )
+        .limit(1)
+    )
+    if stored is None:
+        _copy(session, "scores", columns)
+        return
     session.execute(
         text(
             "CREATE TEMPORARY TABLE IF NOT EXISTS scores_incoming "
@@ -81,12 +126,7 @@ def _copy_upsert(session: Session, records: list[tuple]) -> None:
         )
     )
     session.execute(text("TRUNCATE scores_incoming"))
-    cursor = session.connection().connection.dbapi_connection.cursor()
-    names = ", ".join(COLUMNS)
-    with cursor.copy(f"COPY scores_incoming ({names}) FROM STDIN") as copy:
-        for row in records:
-            features = row[-1]
-            copy.write_row((*row[:-1], None if features is None else json.dumps(features)))
+    _copy(session, "scores_incoming", columns)
     incoming = table("scores_incoming", *(column(name) for name in COLUMNS))
     statement = postgresql.insert(SCORES).from_select(list(COLUMNS), select(*incoming.c))
     session.execute(
@@ -97,6 +137,21 @@ def _copy_upsert(session: Session, records: list[tuple]) -> None:
     )
 
 
+def _copy(session: Session, name: str, columns: pa.Table) -> None:
+    """COPY ``columns`` into table ``name`` as CSV, CHUNK rows at a time.
+
+    Arrow quotes every text value, so an empty entity stays an empty text and only a
+    missing value (an unquoted empty field) is NULL.
+    """
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    options = pacsv.WriteOptions(include_header=False)
+    with cursor.copy(f"COPY {name} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv)") as copy:
+        for chunk in columns.to_batches(CHUNK):
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(chunk, sink, options)
+            copy.write(sink.getvalue())
+
+
 def read_scores(
     session: Session,
     monitor_id: int,
@@ -104,13 +159,17 @@ def read_scores(
     end: datetime,
     *,
     model_id: int | None = None,
+    anomalous_only: bool = False,
 ) -> pd.DataFrame:
-    """Scores of the monitor with ``start <= ts < end``, ordered by entity and time."""
+    """Scores of the monitor with ``start <= ts < end``, ordered by entity and time (only
+    the anomalous ones with ``anomalous_only``)."""
     query = select(*(SCORES.c[name] for name in COLUMNS)).where(
         SCORES.c.monitor_id == monitor_id, SCORES.c.ts >= start, SCORES.c.ts < end
     )
     if model_id is not None:
         query = query.where(SCORES.c.model_id == model_id)
+    if anomalous_only:
+        query = query.where(SCORES.c.is_anomaly)
     rows = session.execute(query.order_by(SCORES.c.entity, SCORES.c.ts)).all()
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
@@ -143,3 +202,73 @@ def unflagged_scores(
     frame = pd.DataFrame(rows[::-1], columns=["ts", "raw_score"])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame
+
+
+def newest_scores(
+    session: Session,
+    monitor_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    model_id: int,
+    entities: Iterable[str],
+) -> dict[str, datetime]:
+    """Each of ``entities``' newest score time in ``[start, end)`` (entities without one
+    are left out)."""
+    wanted = list(entities)
+    if not wanted:
+        return {}
+    query = (
+        select(SCORES.c.entity, func.max(SCORES.c.ts))
+        .where(
+            SCORES.c.monitor_id == monitor_id,
+            SCORES.c.model_id == model_id,
+            SCORES.c.entity.in_(wanted),
+            SCORES.c.ts >= start,
+            SCORES.c.ts < end,
+        )
+        .group_by(SCORES.c.entity)
+    )
+    return {entity: newest for entity, newest in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class ScoreTally:
+    """How many rows a batch's scores hold, how many are anomalous, and their largest z."""
+
+    rows: int
+    anomalies: int
+    max_z: float
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> ScoreTally:
+        """The tally of scores in the ``scores`` layout."""
+        if frame.empty:
+            return cls(0, 0, 0.0)
+        return cls(len(frame), int(frame["is_anomaly"].sum()), float(frame["z"].max()))
+
+    def __add__(self, other: ScoreTally) -> ScoreTally:
+        if not self.rows or not other.rows:
+            return self if other.rows == 0 else other
+        return ScoreTally(
+            self.rows + other.rows, self.anomalies + other.anomalies, max(self.max_z, other.max_z)
+        )
+
+
+def tally_scores(
+    session: Session, monitor_id: int, start: datetime, end: datetime, *, model_id: int
+) -> ScoreTally:
+    """The tally of the model's stored scores with ``start <= ts < end``, counted in SQL."""
+    rows, anomalies, max_z = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((SCORES.c.is_anomaly, 1), else_=0)), 0),
+            func.coalesce(func.max(SCORES.c.z), 0.0),
+        ).where(
+            SCORES.c.monitor_id == monitor_id,
+            SCORES.c.model_id == model_id,
+            SCORES.c.ts >= start,
+            SCORES.c.ts < end,
+        )
+    ).one()
+    return ScoreTally(int(rows), int(anomalies), float(max_z) if rows else 0.0)

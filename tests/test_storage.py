@@ -20,7 +20,7 @@ from storage.events import events_overlapping, replace_events
 from storage.models import Base, BatchRow, QuarantineRow, ScoreRow
 from storage.monitors import ensure_monitor
 from storage.registry import add_model, champion, list_models, next_version, promote
-from storage.scores import read_scores, upsert_scores
+from storage.scores import ScoreTally, newest_scores, read_scores, tally_scores, upsert_scores
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -124,6 +124,36 @@ def test_a_second_model_version_keeps_its_own_scores(engine) -> None:
         end = T0 + timedelta(days=1)
         assert len(read_scores(session, monitor_id, T0, end)) == 16
         assert len(read_scores(session, monitor_id, T0, end, model_id=second)) == 8
+
+
+def test_scores_keep_an_empty_entity_and_store_no_features_for_normal_rows(engine) -> None:
+    rows = scores(1).assign(entity="")
+    with transaction(engine) as session:
+        monitor_id = ensure_monitor(session, "m", {})
+        model_id = model(session, monitor_id, 1).id
+        upsert_scores(session, monitor_id, model_id, batch(session, monitor_id), rows)
+    with transaction(engine) as session:
+        stored = read_scores(session, monitor_id, T0, T0 + timedelta(days=1))
+        empty = session.scalar(
+            select(func.count()).select_from(ScoreRow).where(ScoreRow.top_features.is_(None))
+        )
+    assert stored["entity"].tolist() == [""] * 4
+    assert stored["ts"].tolist() == rows["ts"].tolist()
+    assert empty == 3  # SQL NULL, not a JSON null, for the three normal rows
+
+
+def test_tallies_newest_times_and_anomalous_reads_come_from_the_stored_scores(engine) -> None:
+    with transaction(engine) as session:
+        monitor_id = ensure_monitor(session, "m", {})
+        model_id = model(session, monitor_id, 1).id
+        upsert_scores(session, monitor_id, model_id, batch(session, monitor_id), scores(3))
+        end = T0 + timedelta(days=1)
+        tally = tally_scores(session, monitor_id, T0, end, model_id=model_id)
+        newest = newest_scores(session, monitor_id, T0, end, model_id=model_id, entities=["e1"])
+        flagged = read_scores(session, monitor_id, T0, end, anomalous_only=True)
+    assert tally == ScoreTally.of(scores(3)) == ScoreTally(12, 3, 0.0)
+    assert newest == {"e1": T0 + timedelta(hours=3)}
+    assert flagged["entity"].tolist() == ["e0", "e1", "e2"]
 
 
 def test_timestamps_come_back_as_the_same_utc_instant(engine) -> None:
