@@ -35,6 +35,7 @@ import numpy as np
 
 from detectors.base import Detector
 from detectors.gmm import CHUNK, mixture_by_bic, stacked_whitening, whitened_log_density
+from detectors.missing import observed_patterns
 from detectors.windows import channel_scaling, column_lags, window_channels
 
 
@@ -228,7 +229,8 @@ class LinearARDetector(Detector):
         Z = self._standardise(X)
         lags, target = Z[:, :-d], Z[:, -d:]
         groups = [
-            (rows, self._conditional(pattern)) for rows, pattern in _patterns(~np.isnan(lags))
+            (rows, self._conditional(pattern))
+            for rows, pattern in observed_patterns(~np.isnan(lags))
         ]
         residuals = np.empty_like(target)
         n_lags = lags.shape[1]
@@ -305,7 +307,7 @@ class LinearARDetector(Detector):
         observed = ~np.isnan(residuals)
         for rows, conditional in groups:
             covariances = self._component_covariances(conditional)
-            for within, pattern in _patterns(observed[rows]):
+            for within, pattern in observed_patterns(observed[rows]):
                 subset = rows[within]
                 log_likelihood[subset] = self._innovation_log_density(
                     residuals[subset], pattern, covariances
@@ -321,7 +323,7 @@ class LinearARDetector(Detector):
         first_target = X.shape[1] - self.n_channels_
         for rows, conditional in groups:
             covariances = self._component_covariances(conditional)
-            for within, pattern in _patterns(observed[rows]):
+            for within, pattern in observed_patterns(observed[rows]):
                 subset = rows[within]
                 joint = self._innovation_log_density(residuals[subset], pattern, covariances)
                 for channel in np.flatnonzero(pattern):
@@ -362,20 +364,3 @@ class LinearARDetector(Detector):
         self.innovation_means_ = weights["innovation_means"]
         self.innovation_covariances_ = weights["innovation_covariances"]
         self._conditionals = {}
-
-
-def _patterns(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The rows of ``mask`` (bool, rows x columns) that share each pattern, and the pattern.
-
-    Fully observed rows, the usual case, are found without sorting the rest.
-    """
-    complete = mask.all(axis=1)
-    groups = []
-    if complete.any():
-        groups.append((np.flatnonzero(complete), np.ones(mask.shape[1], dtype=bool)))
-    partial = np.flatnonzero(~complete)
-    if len(partial):
-        patterns, which = np.unique(mask[partial], axis=0, return_inverse=True)
-        which = which.ravel()
-        groups += [(partial[which == k], pattern) for k, pattern in enumerate(patterns)]
-    return groups

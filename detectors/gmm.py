@@ -18,6 +18,7 @@ from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture
 
 from detectors.base import Detector
+from detectors.missing import observed_patterns
 from detectors.windows import channel_scaling
 
 LOG_2PI = np.log(2 * np.pi)
@@ -301,15 +302,10 @@ def _rows_by_observed_features(X: np.ndarray) -> list[tuple[slice | np.ndarray, 
     Without missing values this is one group, every row and feature, as a slice (no copy).
     Rows missing every feature are left out (their log-likelihood is 0: nothing observed).
     """
-    missing = np.isnan(X)
-    if not missing.any():
+    observed = ~np.isnan(X)
+    if observed.all():
         return [(slice(0, len(X)), np.ones(X.shape[1], dtype=bool))]
-    patterns, group = np.unique(missing, axis=0, return_inverse=True)
-    return [
-        (np.flatnonzero(group.ravel() == g), ~pattern)
-        for g, pattern in enumerate(patterns)
-        if not pattern.all()
-    ]
+    return [(rows, pattern) for rows, pattern in observed_patterns(observed) if pattern.any()]
 
 
 def _chunks(rows: slice | np.ndarray) -> list[slice | np.ndarray]:
