@@ -1,7 +1,9 @@
 """The atalaia command line: the jobs, the store's schema, events, labels and the demo.
 
 Every command exits non-zero with a one-line reason when input, configuration or the
-environment is wrong; settings come from ATALAIA_* environment variables.
+environment is wrong; settings come from ATALAIA_* environment variables. Each command
+imports what it uses when it runs (pandas, SQLAlchemy, scikit-learn, scipy, alembic cost
+seconds), so ``--help`` and light commands start at once: every Airflow task pays start-up.
 """
 
 from __future__ import annotations
@@ -11,34 +13,22 @@ import dataclasses
 import functools
 import json
 import logging
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from atalaia import demo_data, jobs, store
-from atalaia.api import event_record
-from atalaia.artifacts import bound_settings_of
-from atalaia.attribution import shares_text
-from atalaia.config import Monitor, find_monitor, load_monitor, parse_duration
 from atalaia.errors import AtalaiaError, NotFoundError
-from atalaia.queries import events_as_scored
-from atalaia.representation import CHOSEN, chosen_text
 from atalaia.settings import Settings
-from atalaia.times import parse_time
-from detectors import ArtifactError
-from storage.batches import quarantine_rows
-from storage.engine import StoreUnavailable, first_line, redact, transaction
-from storage.labels import add_label, labels_overlapping
-from storage.monitors import ensure_monitor, monitor_id
-from storage.registry import find_model, list_models
+
+if TYPE_CHECKING:
+    from atalaia.config import Monitor
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
@@ -91,19 +81,46 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (AtalaiaError, ArtifactError, StoreUnavailable) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
-        except SQLAlchemyError as exc:  # the store failed mid-run: lost, full, read-only
-            url = Settings.from_env().store_url
-            reason = first_line(exc, make_url(url).password)
-            typer.echo(f"error: store {redact(url)}: {reason}", err=True)
-            raise typer.Exit(1) from exc
+        except Exception as exc:
+            if _loaded_instance(exc, USER_ERRORS):
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from exc
+            if _loaded_instance(exc, STORE_ERRORS):  # the store failed mid-run: lost, full
+                from sqlalchemy.engine import make_url
+
+                from storage.engine import first_line, redact
+
+                url = Settings.from_env().store_url
+                reason = first_line(exc, make_url(url).password)
+                typer.echo(f"error: store {redact(url)}: {reason}", err=True)
+                raise typer.Exit(1) from exc
+            raise
 
     return wrapper
 
 
+# Errors a user can cause, and the store's errors, by module: a command imports what it
+# needs when it runs, so an error of one of these classes can only have been raised if its
+# module is loaded.
+USER_ERRORS = {
+    "atalaia.errors": "AtalaiaError",
+    "detectors.errors": "ArtifactError",
+    "storage.engine": "StoreUnavailable",
+}
+STORE_ERRORS = {"sqlalchemy.exc": "SQLAlchemyError"}
+
+
+def _loaded_instance(exc: Exception, classes: dict[str, str]) -> bool:
+    return any(
+        isinstance(exc, getattr(sys.modules[module], name))
+        for module, name in classes.items()
+        if module in sys.modules
+    )
+
+
 def _monitor(name_or_path: str, settings: Settings) -> Monitor:
+    from atalaia.config import find_monitor, load_monitor
+
     if name_or_path.endswith((".yaml", ".yml")):
         return load_monitor(name_or_path)
     return find_monitor(settings.monitors_dir, name_or_path)
@@ -111,6 +128,8 @@ def _monitor(name_or_path: str, settings: Settings) -> Monitor:
 
 def _time(text: str, option: str) -> datetime:
     """An option's date or time (``atalaia.times``), or one error line saying what is expected."""
+    from atalaia.times import parse_time
+
     try:
         return parse_time(text)
     except ValueError as exc:
@@ -118,6 +137,8 @@ def _time(text: str, option: str) -> datetime:
 
 
 def _intervals(start: str, end: str, every: str | None) -> list[tuple[datetime, datetime]]:
+    from atalaia.config import parse_duration
+
     first, last = _time(start, "--start"), _time(end, "--end")
     if every is None:
         return [(first, last)]
@@ -145,6 +166,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 @user_errors
 def db_upgrade() -> None:
     """Create or migrate the store's tables to the newest schema."""
+    from atalaia import store
+    from storage.engine import redact
+
     settings = Settings.from_env()
     store.upgrade(settings.store_url)
     console.print(f"store {redact(settings.store_url)} is at the newest schema")
@@ -156,6 +180,8 @@ def ingest(
     monitor: MonitorArg, start: Start, end: End, every: Every = None, as_json: AsJson = False
 ) -> None:
     """Read intervals from the monitor's source, land accepted rows, quarantine the rest."""
+    from atalaia import jobs
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     results = []
@@ -183,6 +209,8 @@ def train(
     as_json: AsJson = False,
 ) -> None:
     """Train and calibrate a new model version on the baseline."""
+    from atalaia import jobs
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     if (start is None) != (end is None):
@@ -206,6 +234,8 @@ def score(
     monitor: MonitorArg, start: Start, end: End, every: Every = None, as_json: AsJson = False
 ) -> None:
     """Score landed batches with the champion; write scores, events and metrics."""
+    from atalaia import jobs
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     results = []
@@ -227,6 +257,8 @@ def score(
 @user_errors
 def retrain(monitor: MonitorArg, as_json: AsJson = False) -> None:
     """Train a candidate on recent batches; promote it if it passes the gate."""
+    from atalaia import jobs
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     with console.status("retraining") if not as_json else contextlib.nullcontext():
@@ -270,6 +302,13 @@ def events(
     as_json: AsJson = False,
 ) -> None:
     """List a monitor's events, each found by the version that scored its batch."""
+    from atalaia import store
+    from atalaia.api import event_record
+    from atalaia.queries import events_as_scored
+    from storage.engine import transaction
+    from storage.monitors import monitor_id
+    from storage.registry import find_model
+
     first, last = _time(since, "--since"), _time(until, "--until")
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
@@ -369,8 +408,10 @@ def evaluate(
     --max-gap or --lead say otherwise), or --monitor to evaluate the monitor's stored scores
     and flags against its labels (flags form events as the monitor's events do).
     """
+    from atalaia import store
     from atalaia.evaluation import evaluate_scores
     from atalaia.labelled import model_version, read_labelled_file, stored_labelled_scores
+    from storage.engine import transaction
 
     if (path is None) == (monitor is None):
         raise AtalaiaError("give either a labelled file or --monitor")
@@ -427,6 +468,11 @@ def labels_add(
     note: Annotated[str, typer.Option(help="what happened")] = "",
 ) -> None:
     """Record a known incident of a monitor."""
+    from atalaia import store
+    from storage.engine import transaction
+    from storage.labels import add_label
+    from storage.monitors import ensure_monitor
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     first, last = _time(start, "--start"), _time(end, "--end")
@@ -442,6 +488,11 @@ def labels_add(
 @user_errors
 def labels_list(monitor: MonitorArg, as_json: AsJson = False) -> None:
     """List a monitor's labelled incidents."""
+    from atalaia import store
+    from storage.engine import transaction
+    from storage.labels import labels_overlapping
+    from storage.monitors import monitor_id
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     with transaction(store.require_current(settings.store_url)) as session:
@@ -483,6 +534,11 @@ Reason = Annotated[str, typer.Option(help="why, recorded with the change")]
 @user_errors
 def models_list(monitor: MonitorArg, as_json: AsJson = False) -> None:
     """List a monitor's model versions, newest first, with status and reason."""
+    from atalaia import store
+    from storage.engine import transaction
+    from storage.monitors import monitor_id
+    from storage.registry import list_models
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     with transaction(store.require_current(settings.store_url)) as session:
@@ -513,6 +569,13 @@ def models_list(monitor: MonitorArg, as_json: AsJson = False) -> None:
 @user_errors
 def models_show(monitor: MonitorArg, version: Version) -> None:
     """Show one version's lineage, calibration and evaluation."""
+    from atalaia import store
+    from atalaia.artifacts import bound_settings_of
+    from atalaia.representation import CHOSEN, chosen_text
+    from storage.engine import transaction
+    from storage.monitors import monitor_id
+    from storage.registry import find_model
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     with transaction(store.require_current(settings.store_url)) as session:
@@ -556,6 +619,8 @@ def models_promote(
     monitor: MonitorArg, version: Version, reason: Reason = "promoted by hand"
 ) -> None:
     """Make a version the champion; the current champion is retired."""
+    from atalaia import jobs
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     change = jobs.promote_version(config, version, reason, settings=settings)
@@ -569,6 +634,8 @@ def models_promote(
 @user_errors
 def models_rollback(monitor: MonitorArg, reason: Reason = "rolled back by hand") -> None:
     """Retire the champion and restore the version it replaced."""
+    from atalaia import jobs
+
     settings = Settings.from_env()
     config = _monitor(monitor, settings)
     change = jobs.rollback(config, reason, settings=settings)
@@ -592,6 +659,8 @@ def _track(intervals: list[tuple[datetime, datetime]], what: str, quiet: bool = 
 
 def _events_table(rows: list, title: str) -> Table:
     """``(event, version)`` rows as a table."""
+    from atalaia.attribution import shares_text
+
     table = Table(title=title)
     columns = ("entity", "start", "end", "anomalies", "peak z", "open", "top features", "version")
     for column in columns:
@@ -631,6 +700,10 @@ def _evaluation_table(report: Any, frame: Any, title: str) -> Table:
 
 
 def _print_demo(report: Any, settings: Settings) -> None:
+    from atalaia import demo_data, store
+    from storage.batches import quarantine_rows
+    from storage.engine import redact, transaction
+
     monitor, trained = report.monitor, report.trained
     console.print(f"[bold]Monitor[/] {monitor.name}: {monitor.description}")
     console.print(f"  source {monitor.source.path}")

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from atalaia import alerting, drift, metrics
+from atalaia import alerting, metrics
 from atalaia.artifacts import (
     bound_settings_of,
     clear_leftovers,
@@ -33,14 +33,12 @@ from atalaia.artifacts import (
     save_model,
 )
 from atalaia.config import Monitor, as_utc
-from atalaia.drift import DriftCheck
 from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError, UsageError
 from atalaia.events import refresh_events
 from atalaia.ingest import arrived_rows as ingest_arrived_rows
 from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch
 from atalaia.processes import Heartbeat, abandon_stale, this_host
-from atalaia.promotion import Contender, compare, retraining_ranges
 from atalaia.representation import (
     as_trained,
     bound_settings,
@@ -69,6 +67,9 @@ from storage.scores import (
     unflagged_scores,
     upsert_scores,
 )
+
+if TYPE_CHECKING:
+    from atalaia.drift import DriftCheck
 
 log = logging.getLogger(__name__)
 
@@ -476,6 +477,8 @@ def retrain(
     Without a champion, or when the champion was trained on other features than the monitor
     now lists, the candidate is promoted without a comparison.
     """
+    from atalaia.promotion import Contender, compare, retraining_ranges
+
     settings = settings or Settings.from_env()
     with _recorded(settings, monitor, "retrain", None, None) as run:
         with transaction(run.store) as session:
@@ -538,6 +541,8 @@ def check_drift(
     """Compare the champion's scores of the ``drift.window`` before ``until`` with its
     calibration scores (see ``atalaia.drift``); export the verdict as metrics.
     """
+    from atalaia import drift  # scipy.stats: loaded only by the jobs that need it
+
     settings = settings or Settings.from_env()
     until = as_utc(until)
     start = until - monitor.drift.window_length
