@@ -37,7 +37,7 @@ from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError, UsageEr
 from atalaia.events import refresh_events
 from atalaia.ingest import arrived_rows as ingest_arrived_rows
 from atalaia.ingest import ingest_interval
-from atalaia.landing import read_batch
+from atalaia.landing import read_batch, read_batch_pieces
 from atalaia.processes import Heartbeat, abandon_stale, this_host
 from atalaia.representation import (
     as_trained,
@@ -49,6 +49,7 @@ from atalaia.representation import (
 from atalaia.scoring import score_frame, uncomputable_rows
 from atalaia.settings import Settings
 from atalaia.store import require_current
+from atalaia.threads import blas_threads
 from atalaia.training import Baseline, FittedModel, assemble_baseline, fit_model, landed_rows
 from atalaia.validation import entity_keys
 from detectors import ConformalCalibrator, Detector
@@ -63,6 +64,7 @@ from storage.runs import finish_run, start_run
 from storage.scores import (
     ScoreTally,
     read_scores,
+    scores_stored,
     tally_scores,
     unflagged_scores,
     upsert_scores,
@@ -271,23 +273,34 @@ def score(
                 recent = unflagged_scores(
                     session, run.monitor_id, model.id, start, limit, since=horizon
                 )
-            frame = read_batch(batch.landing_path, batch.content_sha256)
             context = _context_rows(session, trained, run.monitor_id, start)
+            members = None
             if partition is not None:
-                members = _partition_entities(frame, monitor, partition)
-                frame = frame[entity_keys(frame, monitor).isin(members)]
+                members = _partition_entities(batch, monitor, partition)
+            new = not scores_stored(session, run.monitor_id, model.id, start, end, members)
+            tally, uncomputable = ScoreTally(0, 0, 0.0), 0
+            for frame in _batch_pieces(batch, trained, settings, members):
+                keys = entity_keys(frame, monitor)
+                lookback_rows = context
                 if not context.empty:
-                    context = context[entity_keys(context, monitor).isin(members)]
-            scores = score_frame(
-                frame, trained, detector, calibrator, context=context, start=start, recent=recent
-            )
-            upsert_scores(session, run.monitor_id, model.id, batch.id, scores)
-            tally = ScoreTally.of(scores)
+                    lookback_rows = context[entity_keys(context, monitor).isin(keys.unique())]
+                scores = score_frame(
+                    frame,
+                    trained,
+                    detector,
+                    calibrator,
+                    context=lookback_rows,
+                    start=start,
+                    recent=recent,
+                )
+                upsert_scores(session, run.monitor_id, model.id, batch.id, scores, new=new)
+                tally += ScoreTally.of(scores)
+                uncomputable += uncomputable_rows(scores)
             events = []
             if partition is None:
                 events = _refresh_batch_events(session, monitor, run.monitor_id, model, start, end)
             notes = [str(partition)] if partition is not None else []
-            if uncomputable := uncomputable_rows(scores):
+            if uncomputable:
                 notes.append(
                     f"{uncomputable} rows' scores could not be computed (values beyond the "
                     "detector's numeric range): flagged anomalous with an infinite score"
@@ -337,7 +350,7 @@ def plan_scoring(
         model = _scoring_model(session, monitor, identifier)
     entities = 1
     if monitor.entities:
-        frame = read_batch(batch.landing_path, batch.content_sha256)
+        frame = read_batch(batch.landing_path, batch.content_sha256, columns=monitor.entities)
         entities = entity_keys(frame, monitor).nunique()
     count = math.ceil(entities / monitor.scoring.partition_entities)
     return [Partition(index, count, model.version) for index in range(count)]
@@ -416,10 +429,33 @@ def _scoring_model(
     return model
 
 
-def _partition_entities(frame: pd.DataFrame, monitor: Monitor, partition: Partition) -> list[str]:
+def _partition_entities(batch: BatchRow, monitor: Monitor, partition: Partition) -> set[str]:
     """The batch's entities that fall in ``partition``: sorted entities dealt out in turn."""
+    frame = read_batch(batch.landing_path, batch.content_sha256, columns=monitor.entities)
     entities = sorted(entity_keys(frame, monitor).unique())
-    return entities[partition.index :: partition.count]
+    return set(entities[partition.index :: partition.count])
+
+
+def _batch_pieces(
+    batch: BatchRow, monitor: Monitor, settings: Settings, members: set[str] | None
+) -> Iterator[pd.DataFrame]:
+    """The landed batch in pieces of about ``settings.chunk_rows`` rows (only ``members``'
+    rows, if given). A monitor whose scores look back (windows, seasons, smoothing) gets
+    whole entities per piece, so each entity's steps are scored together as in one piece.
+    With ``calibration.pool: unflagged`` the batch is one piece: its pool grows step by step
+    with every entity's scores (``atalaia.scoring``)."""
+    if monitor.calibration.pool == "unflagged":
+        pieces = iter([read_batch(batch.landing_path, batch.content_sha256)])
+    else:
+        keys = monitor.entities if lookback(monitor) else []
+        pieces = read_batch_pieces(
+            batch.landing_path, batch.content_sha256, settings.chunk_rows, keys
+        )
+    for frame in pieces:
+        if members is not None:
+            frame = frame[entity_keys(frame, monitor).isin(members)]
+        if not frame.empty:
+            yield frame
 
 
 def _context_rows(
@@ -709,7 +745,7 @@ def _recorded(
         run = _Run(store, monitor_id, run_id)
     began = time.perf_counter()
     try:
-        with Heartbeat(store, run.run_id):
+        with Heartbeat(store, run.run_id), blas_threads(settings.blas_threads):
             yield run
     except UsageError as exc:
         with transaction(store) as session:

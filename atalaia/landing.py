@@ -1,16 +1,25 @@
-"""The landing store: one Parquet file per accepted batch, written atomically, hashed."""
+"""The landing store: one Parquet file per accepted batch, written atomically, hashed.
+
+A batch is written in row groups of ROW_GROUP_ROWS rows, so it can be read back in bounded
+pieces (``read_batch_pieces``) whatever its size.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from atalaia.errors import AtalaiaError
+
+ROW_GROUP_ROWS = 100_000
 
 
 def batch_path(landing_dir: Path, monitor: str, start: datetime, end: datetime) -> Path:
@@ -30,7 +39,7 @@ def write_batch(frame: pd.DataFrame, path: Path) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".parquet.tmp")
         os.close(handle)
-        frame.to_parquet(temporary, index=False)
+        frame.to_parquet(temporary, index=False, row_group_size=ROW_GROUP_ROWS)
         digest = file_sha256(Path(temporary))
         os.replace(temporary, path)
     except BaseException as exc:
@@ -43,14 +52,45 @@ def write_batch(frame: pd.DataFrame, path: Path) -> str:
     return digest
 
 
-def read_batch(path: str | Path, sha256: str) -> pd.DataFrame:
-    """Read a landed batch, checking it is the file that was recorded."""
+def read_batch(path: str | Path, sha256: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a landed batch (only ``columns``, if given), checking it is the file recorded."""
+    return pd.read_parquet(_checked(path, sha256), columns=columns)
+
+
+def read_batch_pieces(
+    path: str | Path, sha256: str, rows: int, keys: list[str]
+) -> Iterator[pd.DataFrame]:
+    """A landed batch in pieces of about ``rows`` rows, checking it is the file recorded.
+
+    With ``keys`` (the entity columns, by which a landed batch is sorted) no entity is split
+    between two pieces: the rows of a piece's last entity wait for the next piece. Without
+    ``keys`` a piece ends anywhere.
+    """
+    waiting = None
+    for piece in pq.ParquetFile(_checked(path, sha256)).iter_batches(batch_size=rows):
+        frame = piece.to_pandas()
+        if waiting is not None:
+            frame = pd.concat([waiting, frame], ignore_index=True)
+        if keys:
+            last = frame.iloc[-1]
+            same = (frame[keys] == last[keys]).all(axis=1).to_numpy()
+            tail = len(frame) - (np.flatnonzero(~same)[-1] + 1 if (~same).any() else 0)
+            frame, waiting = frame.iloc[: len(frame) - tail], frame.iloc[len(frame) - tail :]
+            if frame.empty:
+                waiting = waiting.reset_index(drop=True)
+                continue
+        yield frame.reset_index(drop=True)
+    if waiting is not None and not waiting.empty:
+        yield waiting.reset_index(drop=True)
+
+
+def _checked(path: str | Path, sha256: str) -> Path:
     path = Path(path)
     if not path.exists():
         raise AtalaiaError(f"landed batch {path} is missing; ingest its interval again")
     if file_sha256(path) != sha256:
         raise AtalaiaError(f"landed batch {path} changed since it was ingested; ingest it again")
-    return pd.read_parquet(path)
+    return path
 
 
 def file_sha256(path: Path) -> str:

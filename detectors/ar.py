@@ -290,7 +290,7 @@ class LinearARDetector(Detector):
         mean, sd = np.full(values.shape, np.nan), np.full(values.shape, np.nan)
         weights = self.innovation_weights_[:, None]
         shift = (weights * self.innovation_means_).sum(axis=0)
-        for rows, pattern in _patterns(~np.isnan(lags)):
+        for rows, pattern in observed_patterns(~np.isnan(lags)):
             conditional = self._conditional(pattern)
             known = lags[np.ix_(rows, conditional.observed)]
             centred = known - self.mean_[:n_lags][conditional.observed]

@@ -38,7 +38,13 @@ SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S"
 
 
 def upsert_scores(
-    session: Session, monitor_id: int, model_id: int, batch_id: int, frame: pd.DataFrame
+    session: Session,
+    monitor_id: int,
+    model_id: int,
+    batch_id: int,
+    frame: pd.DataFrame,
+    *,
+    new: bool = False,
 ) -> int:
     """Write one batch's scores; a row already stored for the same key is replaced.
 
@@ -46,14 +52,16 @@ def upsert_scores(
     ``is_anomaly``, ``top_features`` (a list of ``{"feature", "contribution"}``, or None
     for a normal row, stored as NULL) and optionally ``judged`` (default: every row was
     judged). Columns go to the driver whole: COPY of CSV written by Arrow on PostgreSQL, one
-    prepared ``executemany`` per CHUNK rows on SQLite.
-    Returns the number of rows written.
+    prepared ``executemany`` per CHUNK rows on SQLite. ``new`` says no row of ``frame``'s
+    keys is stored (see ``scores_stored``): PostgreSQL then copies straight into ``scores``
+    (a key stored meanwhile fails the write; nothing merges). Returns the number of rows
+    written.
     """
     if frame.empty:
         return 0
     columns = _columns(monitor_id, model_id, batch_id, frame)
     if session.get_bind().dialect.name == "postgresql":
-        _copy_upsert(session, columns, monitor_id, model_id)
+        _copy_upsert(session, columns, new)
     else:
         _sqlite_upsert(session, columns)
     return columns.num_rows
@@ -101,23 +109,10 @@ def _sqlite_upsert(session: Session, columns: pa.Table) -> None:
     cursor.close()
 
 
-def _copy_upsert(session: Session, columns: pa.Table, monitor_id: int, model_id: int) -> None:
-    """COPY straight into ``scores`` when none of the rows' keys is stored yet; otherwise
-    COPY into a temporary table, then one ``INSERT .. SELECT .. ON CONFLICT``."""
-    entities = pc.unique(columns.column("entity")).to_pylist()
-    stamps = columns.column("ts")
-    stored = session.scalar(
-        select(SCORES.c.ts)
-        .where(
-            SCORES.c.monitor_id == monitor_id,
-            SCORES.c.model_id == model_id,
-            SCORES.c.entity.in_(entities),
-            SCORES.c.ts >= pc.min(stamps).as_py(),
-            SCORES.c.ts <= pc.max(stamps).as_py(),
-        )
-        .limit(1)
-    )
-    if stored is None:
+def _copy_upsert(session: Session, columns: pa.Table, new: bool) -> None:
+    """COPY straight into ``scores`` when the rows are ``new``; otherwise COPY into a
+    temporary table, then one ``INSERT .. SELECT .. ON CONFLICT``."""
+    if new:
         _copy(session, "scores", columns)
         return
     session.execute(
@@ -151,6 +146,27 @@ def _copy(session: Session, name: str, columns: pa.Table) -> None:
             sink = pa.BufferOutputStream()
             pacsv.write_csv(chunk, sink, options)
             copy.write(sink.getvalue())
+
+
+def scores_stored(
+    session: Session,
+    monitor_id: int,
+    model_id: int,
+    start: datetime,
+    end: datetime,
+    entities: Iterable[str] | None = None,
+) -> bool:
+    """Whether the model has stored any score with ``start <= ts < end`` (of ``entities``,
+    if given)."""
+    query = select(SCORES.c.ts).where(
+        SCORES.c.monitor_id == monitor_id,
+        SCORES.c.model_id == model_id,
+        SCORES.c.ts >= start,
+        SCORES.c.ts < end,
+    )
+    if entities is not None:
+        query = query.where(SCORES.c.entity.in_(list(entities)))
+    return session.scalar(query.limit(1)) is not None
 
 
 def read_scores(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -344,3 +345,40 @@ def test_a_windowed_smoothed_batch_scores_as_if_scored_with_its_predecessor(
         (stored["entity"] == "x") & (stored["ts"] < jan(26) + timedelta(hours=3))
     ]
     assert after_midnight["is_anomaly"].any()
+
+
+def stored_scores_and_events(settings: Settings, start: datetime, end: datetime) -> tuple:
+    with transaction(store.engine(settings.store_url)) as session:
+        scores = read_scores(session, 1, start, end)
+        events = [
+            (e.entity, e.start_ts, e.end_ts, e.peak_ts, e.peak_z, e.anomalies, e.is_open)
+            + (e.top_features,)
+            for e in events_overlapping(session, 1, start, end)
+        ]
+    return scores, events
+
+
+@pytest.mark.parametrize("spec", ["{kind: gmm}", "{kind: ar, window: 4, smoothing: 3}"])
+def test_a_batch_scored_in_small_pieces_gives_the_scores_and_events_of_one_piece(
+    hourly: Monitor, settings: Settings, spec: str
+) -> None:
+    """Pieces of 7 rows: rows alone split anywhere; windows and smoothing keep entities whole."""
+    body = HOURLY.replace("calibration:", f"detector: {spec}\ncalibration:")
+    monitor = load_monitor(write_monitor(settings.monitors_dir, "pieces", body))
+    jobs.ingest(monitor, jan(1), jan(21), settings=settings)
+    jobs.train(monitor, settings=settings)
+    jobs.ingest(monitor, jan(21), jan(28), settings=settings)
+
+    whole = jobs.score(monitor, jan(21), jan(28), settings=settings)
+    scores, events = stored_scores_and_events(settings, jan(21), jan(28))
+    pieces = jobs.score(monitor, jan(21), jan(28), settings=replace(settings, chunk_rows=7))
+    scores_in_pieces, events_in_pieces = stored_scores_and_events(settings, jan(21), jan(28))
+
+    assert (pieces.rows, pieces.anomalies, pieces.max_z) == (
+        whole.rows,
+        whole.anomalies,
+        whole.max_z,
+    )
+    pd.testing.assert_frame_equal(scores_in_pieces, scores)
+    assert events_in_pieces == events
+    assert any(event[0] == "x" for event in events)  # site x's break is found either way
