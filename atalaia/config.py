@@ -139,6 +139,12 @@ class Baseline(_Strict):
     start: datetime | None = None
     end: datetime | None = None
     last_intervals: int | None = Field(default=None, ge=1)
+    max_train_rows: int | None = Field(
+        default=None,
+        ge=2,
+        description="fit on at most this many of the baseline's training rows (windows): a "
+        "uniform random sample with a fixed seed; calibration still scores every held-out row",
+    )
 
     @field_validator("start", "end")
     @classmethod

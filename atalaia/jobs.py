@@ -215,7 +215,7 @@ def train(
     with _recorded(settings, monitor, "train", start, end) as run:
         with transaction(run.store) as session:
             rows = assemble_baseline(session, monitor, run.monitor_id, start, end)
-            fitted = fit_model(monitor, rows)
+            fitted = fit_model(monitor, rows, settings.chunk_rows)
             with _new_version(session, settings, monitor, run.monitor_id, rows, fitted) as model:
                 if champion(session, run.monitor_id) is None:
                     promote(session, model, "first model of the monitor")
@@ -520,7 +520,7 @@ def retrain(
         with transaction(run.store) as session:
             ranges = retraining_ranges(session, monitor, run.monitor_id)
             rows = assemble_baseline(session, monitor, run.monitor_id, *ranges.baseline)
-            fitted = fit_model(monitor, rows)
+            fitted = fit_model(monitor, rows, settings.chunk_rows)
             current = champion(session, run.monitor_id)
             with _new_version(session, settings, monitor, run.monitor_id, rows, fitted) as model:
                 comparison = None

@@ -20,6 +20,7 @@ Settings asked as ``auto`` are recorded as asked, with the values chosen for the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,6 +67,22 @@ def lookback_at_most(monitor: Monitor, baseline_steps: int) -> timedelta:
     if baseline_steps >= 4:
         longest[SEASONS] = [duration_text(baseline_steps // 2 * monitor.step)]
     return lookback(applied(monitor, {name: longest[name] for name in asked(monitor)}))
+
+
+def entity_pieces(frame: pd.DataFrame, monitor: Monitor, rows: int) -> Iterator[pd.DataFrame]:
+    """``frame``'s rows in pieces of whole entities, about ``rows`` rows each (an entity with
+    more rows is a piece alone), entities in sorted order: the pieces' detector inputs, one
+    after the other, are the whole frame's."""
+    keys = entity_keys(frame, monitor)
+    codes, entities = pd.factorize(keys, sort=True)
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=len(entities))
+    first = 0
+    while first < len(entities):
+        last = first + max(1, int(np.searchsorted(np.cumsum(sizes[first:]), rows, "right")))
+        low, high = sizes[:first].sum(), sizes[:last].sum()
+        yield frame.iloc[order[low:high]]
+        first = last
 
 
 def detector_input(frame: pd.DataFrame, monitor: Monitor) -> DetectorInput:

@@ -25,7 +25,7 @@ from atalaia.auto import applied, choose
 from atalaia.config import Monitor
 from atalaia.errors import ConfigError, EmptyBatchError
 from atalaia.landing import read_batch
-from atalaia.representation import detector_input, judged, raw_scores
+from atalaia.representation import detector_input, entity_pieces, judged, raw_scores
 from atalaia.validation import entity_keys
 from detectors import ConformalCalibrator, Detector
 from storage.batches import batches_overlapping, latest_batches
@@ -154,12 +154,14 @@ def _check_spread(monitor: Monitor, frame: pd.DataFrame) -> None:
             )
 
 
-def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
+def fit_model(monitor: Monitor, baseline: Baseline, chunk_rows: int) -> FittedModel:
     """Fit the monitor's detector on the baseline and calibrate it on its held-out tail.
 
     The held-out steps are scored the way scoring scores a batch (windows, smoothing), with
     the training rows before them as context. Settings asked as ``auto`` are chosen first,
-    from the rows before the held-out steps (``atalaia.auto``).
+    from the rows before the held-out steps (``atalaia.auto``). The detector's inputs are
+    built for about ``chunk_rows`` rows of whole entities at a time, so only the training
+    rows (at most ``baseline.max_train_rows``: a seeded uniform sample) are held at once.
     """
     began = time.perf_counter()
     stamps = baseline.frame[monitor.timestamp]
@@ -175,16 +177,22 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
             f"{monitor.detector.smoothing} span {needed} steps, but the baseline holds only "
             f"{steps}: nothing would be left to train on"
         )
-    inputs = detector_input(baseline.frame, monitor)
-    first, last = inputs.ts.min(), inputs.ts.max()
+    first, last = stamps.min(), stamps.max()
     longest = max(monitor.season_steps, default=0) * monitor.step
     if longest and last - first < 2 * longest - monitor.step:
         raise EmptyBatchError(
             f"monitor {monitor.name}: baseline spans {last - first}, less than two seasons of "
             f"{longest}: a window's seasonal lags need a season of history before it"
         )
-    held_out = (inputs.ts >= held_out_start(first, last, monitor)).to_numpy()
-    if (~held_out).sum() < 2 or held_out.sum() < 1:
+    cut = held_out_start(first, last, monitor)
+    sample = TrainingSample(monitor.baseline.max_train_rows)
+    calibration_rows = 0
+    for piece in entity_pieces(baseline.frame, monitor, chunk_rows):
+        inputs = detector_input(piece, monitor)
+        held_out = (inputs.ts >= cut).to_numpy()
+        sample.add(inputs.X[~held_out])
+        calibration_rows += int(held_out.sum())
+    if sample.seen < 2 or calibration_rows < 1:
         raise EmptyBatchError(
             f"monitor {monitor.name}: baseline of {len(baseline.frame)} rows is too small to "
             "train and calibrate"
@@ -193,8 +201,19 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
         detector = detectors.create(monitor.detector.kind, **monitor.detector.params)
     except ValueError as exc:
         raise ConfigError(f"monitor {monitor.name}: detector: {exc}") from exc
-    detector.fit(inputs.X[~held_out])
-    held_out_scores = raw_scores(detector, inputs, monitor)[held_out & judged(inputs, monitor)]
+    training = sample.rows()
+    detector.fit(training)
+    held_out_scores = np.concatenate(
+        [
+            raw_scores(detector, inputs, monitor)[
+                (inputs.ts >= cut).to_numpy() & judged(inputs, monitor)
+            ]
+            for inputs in (
+                detector_input(piece, monitor)
+                for piece in entity_pieces(baseline.frame, monitor, chunk_rows)
+            )
+        ]
+    )
     try:
         calibrator = ConformalCalibrator(
             monitor.calibration.alpha, monitor.calibration.tail_floor
@@ -206,8 +225,8 @@ def fit_model(monitor: Monitor, baseline: Baseline) -> FittedModel:
         calibrator=calibrator,
         monitor=monitor,
         chosen=chosen,
-        train_rows=int((~held_out).sum()),
-        calibration_rows=int(held_out.sum()),
+        train_rows=len(training),
+        calibration_rows=calibration_rows,
         calibration_loss=float(held_out_scores.mean()),
         seconds=time.perf_counter() - began,
     )
@@ -217,3 +236,33 @@ def held_out_start(first: datetime, last: datetime, monitor: Monitor) -> datetim
     """Where the held-out calibration steps of a baseline from ``first`` to ``last`` begin:
     its last ``calibration.fraction`` in time."""
     return first + (last - first) * (1 - monitor.calibration.fraction)
+
+
+class TrainingSample:
+    """A uniform random sample of at most ``size`` of the rows added (all when None), in the
+    order they were added, drawn with a fixed seed: bottom-k sampling, each row keeps a
+    random key and the ``size`` smallest keys win, so at most ``size`` rows plus one
+    piece are held at once."""
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+        self.seen = 0
+        self._pieces: list[pd.DataFrame] = []
+        self._keys = np.empty(0)
+        self._random = np.random.default_rng(0)
+
+    def add(self, rows: pd.DataFrame) -> None:
+        """Offer ``rows`` to the sample."""
+        self.seen += len(rows)
+        self._pieces.append(rows)
+        if self.size is None:
+            return
+        self._keys = np.concatenate([self._keys, self._random.random(len(rows))])
+        if len(self._keys) > self.size:
+            kept = np.sort(np.argpartition(self._keys, self.size)[: self.size])
+            self._pieces = [pd.concat(self._pieces).iloc[kept]]
+            self._keys = self._keys[kept]
+
+    def rows(self) -> pd.DataFrame:
+        """The sampled rows."""
+        return pd.concat(self._pieces).reset_index(drop=True)
