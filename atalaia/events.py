@@ -16,11 +16,13 @@ raw attribution, in the detector's units).
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
@@ -42,29 +44,37 @@ def detect_events(
     ``newest`` holds each entity's newest score (anomalous or not): an event is open while
     that is within ``reach`` of its end.
     """
+    if anomalies.empty:
+        return []
+    rows = anomalies.sort_values(["entity", "ts"], kind="stable")
+    entities = rows["entity"].to_numpy()
+    stamps = pd.DatetimeIndex(rows["ts"]).tz_convert("UTC")
+    z = rows["z"].to_numpy(dtype=float)
+    features = rows["top_features"].tolist()
+    # an event starts at each entity's first anomaly and after each gap longer than reach
+    gaps = np.diff(stamps.as_unit("ns").asi8) > pd.Timedelta(reach).value  # nanoseconds
+    starts = np.r_[True, (entities[1:] != entities[:-1]) | gaps]
+    bounds = np.r_[np.flatnonzero(starts), len(rows)]
     events: list[dict[str, Any]] = []
-    for entity, rows in anomalies.sort_values(["entity", "ts"]).groupby("entity", sort=True):
-        latest = pd.Timestamp(newest[entity])
-        starts_new = rows["ts"].diff() > reach
-        for _, group in rows.groupby(starts_new.cumsum()):
-            peak = group.loc[group["z"].idxmax()]
-            end = group["ts"].iloc[-1]
-            events.append(
-                {
-                    "entity": entity,
-                    "start_ts": (group["ts"].iloc[0] - lead).to_pydatetime(),
-                    "end_ts": end.to_pydatetime(),
-                    "peak_ts": peak["ts"].to_pydatetime(),
-                    "peak_z": float(peak["z"]),
-                    "anomalies": len(group),
-                    "is_open": bool(latest - end < reach),
-                    "top_features": _event_top_features(group["top_features"]),
-                }
-            )
+    for first, stop in itertools.pairwise(bounds):
+        entity, end = entities[first], stamps[stop - 1]
+        peak = first + int(np.argmax(np.where(np.isnan(z[first:stop]), -np.inf, z[first:stop])))
+        events.append(
+            {
+                "entity": entity,
+                "start_ts": (stamps[first] - lead).to_pydatetime(),
+                "end_ts": end.to_pydatetime(),
+                "peak_ts": stamps[peak].to_pydatetime(),
+                "peak_z": float(z[peak]),
+                "anomalies": int(stop - first),
+                "is_open": bool(pd.Timestamp(newest[entity]) - end < reach),
+                "top_features": _event_top_features(features[first:stop]),
+            }
+        )
     return events
 
 
-def _event_top_features(per_row: pd.Series) -> list[dict[str, Any]]:
+def _event_top_features(per_row: list) -> list[dict[str, Any]]:
     shares: dict[str, float] = defaultdict(float)
     totals: dict[str, float] = defaultdict(float)
     for features in per_row:

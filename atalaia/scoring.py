@@ -86,7 +86,7 @@ def score_frame(
     return pd.DataFrame(
         {
             "entity": inputs.entity[kept],
-            "ts": inputs.ts[kept].to_numpy(),
+            "ts": inputs.ts[kept].array,  # typed, not an object array of Timestamps
             "raw_score": raw,
             "p_value": p_values,
             "z": z_of_log_p(log_p),
