@@ -102,7 +102,9 @@ def run_command(args: list[str], env: dict[str, str]) -> Measured:
     if done.returncode != 0:
         raise RuntimeError(f"atalaia {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
-    return Measured(seconds, int(peak.group(1)) / 1024 if peak else float("nan"), done.stdout)
+    measured = Measured(seconds, int(peak.group(1)) / 1024 if peak else float("nan"), done.stdout)
+    log(f"atalaia {' '.join(args)}: {measured.seconds:.2f} s, {measured.peak_mb:.0f} MB")
+    return measured
 
 
 # -- data ------------------------------------------------------------------------------
