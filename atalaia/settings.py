@@ -16,6 +16,8 @@ from typing import Any
 from atalaia.errors import ConfigError
 
 DEFAULT_STORE_URL = "sqlite:///atalaia.db"
+# Rows scored, written and held at once: memory does not grow with a batch's size.
+DEFAULT_CHUNK_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,7 @@ class Settings:
     alertmanager_url: str | None = None
     airflow_url: str | None = None
     connect_timeout: float = 10.0
-    # Rows scored, written and held at once: memory does not grow with a batch's size.
-    chunk_rows: int = 100_000
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
     # Threads of the BLAS under numpy, scipy and scikit-learn in a job (None: the library's
     # default, one per core). One by default: the detectors' matrix products are small, and
     # on a worker shared with other tasks a gmm's BIC fit ran 2.5x slower on two OpenBLAS
@@ -57,7 +58,7 @@ class Settings:
             alertmanager_url=env.get("ATALAIA_ALERTMANAGER_URL") or None,
             airflow_url=env.get("ATALAIA_AIRFLOW_URL") or None,
             connect_timeout=_seconds(env, "ATALAIA_STORE_CONNECT_TIMEOUT", 10.0),
-            chunk_rows=_count(env, "ATALAIA_CHUNK_ROWS", 100_000),
+            chunk_rows=_count(env, "ATALAIA_CHUNK_ROWS", DEFAULT_CHUNK_ROWS),
             blas_threads=_count(env, "ATALAIA_BLAS_THREADS", 1, default_word="default"),
         )
 

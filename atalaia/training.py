@@ -26,6 +26,7 @@ from atalaia.config import Monitor
 from atalaia.errors import ConfigError, EmptyBatchError
 from atalaia.landing import read_batch
 from atalaia.representation import detector_input, entity_pieces, judged, raw_scores
+from atalaia.settings import DEFAULT_CHUNK_ROWS
 from atalaia.validation import entity_keys
 from detectors import ConformalCalibrator, Detector
 from storage.batches import batches_overlapping, latest_batches
@@ -154,7 +155,9 @@ def _check_spread(monitor: Monitor, frame: pd.DataFrame) -> None:
             )
 
 
-def fit_model(monitor: Monitor, baseline: Baseline, chunk_rows: int) -> FittedModel:
+def fit_model(
+    monitor: Monitor, baseline: Baseline, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> FittedModel:
     """Fit the monitor's detector on the baseline and calibrate it on its held-out tail.
 
     The held-out steps are scored the way scoring scores a batch (windows, smoothing), with
