@@ -440,17 +440,13 @@ def _batch_pieces(
     batch: BatchRow, monitor: Monitor, settings: Settings, members: set[str] | None
 ) -> Iterator[pd.DataFrame]:
     """The landed batch in pieces of about ``settings.chunk_rows`` rows (only ``members``'
-    rows, if given). A monitor whose scores look back (windows, seasons, smoothing) gets
-    whole entities per piece, so each entity's steps are scored together as in one piece.
-    With ``calibration.pool: unflagged`` the batch is one piece: its pool grows step by step
-    with every entity's scores (``atalaia.scoring``)."""
-    if monitor.calibration.pool == "unflagged":
-        pieces = iter([read_batch(batch.landing_path, batch.content_sha256)])
-    else:
-        keys = monitor.entities if lookback(monitor) else []
-        pieces = read_batch_pieces(
-            batch.landing_path, batch.content_sha256, settings.chunk_rows, keys
-        )
+    rows, if given). A monitor whose scores look back (windows, seasons, smoothing) or whose
+    calibration pool grows within each entity's steps (``calibration.pool: unflagged``, see
+    ``atalaia.scoring``) gets whole entities per piece, so each entity's steps are scored
+    together as in one piece."""
+    whole_entities = lookback(monitor) or monitor.calibration.pool == "unflagged"
+    keys = monitor.entities if whole_entities else []
+    pieces = read_batch_pieces(batch.landing_path, batch.content_sha256, settings.chunk_rows, keys)
     for frame in pieces:
         if members is not None:
             frame = frame[entity_keys(frame, monitor).isin(members)]

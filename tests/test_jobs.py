@@ -367,12 +367,22 @@ def stored_scores_and_events(settings: Settings, start: datetime, end: datetime)
     return scores, events
 
 
-@pytest.mark.parametrize("spec", ["{kind: gmm}", "{kind: ar, window: 4, smoothing: 3}"])
+@pytest.mark.parametrize(
+    ("spec", "pool"),
+    [
+        ("{kind: gmm}", "held_out"),
+        ("{kind: ar, window: 4, smoothing: 3}", "held_out"),
+        ("{kind: ar, window: 4, smoothing: 3}", "unflagged"),
+    ],
+)
 def test_a_batch_scored_in_small_pieces_gives_the_scores_and_events_of_one_piece(
-    hourly: Monitor, settings: Settings, spec: str
+    hourly: Monitor, settings: Settings, spec: str, pool: str
 ) -> None:
-    """Pieces of 7 rows: rows alone split anywhere; windows and smoothing keep entities whole."""
+    """Pieces of 7 rows: rows alone split anywhere; windows, smoothing and a pool that grows
+    within each entity keep entities whole."""
     body = HOURLY.replace("calibration:", f"detector: {spec}\ncalibration:")
+    body = body.replace("fraction: 0.3}", f"fraction: 0.3, pool: {pool}}}")
+    assert f"pool: {pool}" in body
     monitor = load_monitor(write_monitor(settings.monitors_dir, "pieces", body))
     jobs.ingest(monitor, jan(1), jan(21), settings=settings)
     jobs.train(monitor, settings=settings)
