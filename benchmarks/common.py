@@ -145,7 +145,7 @@ def default_specs() -> list[DetectorSpec]:
     ]
 
 
-def _constructor_params(name: str) -> set[str]:
+def constructor_params(name: str) -> set[str]:
     """The parameters the detector named ``name`` can be built with."""
     for prefix in (PYOD_PREFIX, pyod_adapter.PREFIX):  # our adapter takes PyOD's own params
         if name.startswith(prefix):
@@ -160,7 +160,7 @@ def build_detector(spec: DetectorSpec, seed: int) -> Any:
     The seed goes to the constructor: PyOD's deep models seed torch there.
     """
     defaults = {"random_state": seed, "verbose": 0}
-    accepted = _constructor_params(spec.name)
+    accepted = constructor_params(spec.name)
     params = {k: v for k, v in defaults.items() if k in accepted} | spec.params
     if spec.is_pyod_baseline:
         return pyod_class(spec.name.removeprefix(PYOD_PREFIX))(**params)

@@ -27,10 +27,11 @@ from atalaia import jobs, store
 from atalaia.config import Monitor
 from atalaia.settings import Settings
 from atalaia.walk import ingest_available, scheduled_intervals, walk_forward
-from benchmarks.common import PYOD_PREFIX, DetectorFailure, DetectorSpec, _constructor_params
+from benchmarks.common import PYOD_PREFIX, DetectorFailure, DetectorSpec, constructor_params
 from detectors import pyod_adapter
 from storage.engine import transaction
 from storage.events import events_overlapping
+from storage.monitors import monitor_id
 from storage.scores import read_scores
 
 TEMPLATES = Path(__file__).parent / "monitors"
@@ -81,7 +82,7 @@ def monitor_document(
     kind = spec.name
     if spec.is_pyod_baseline:
         kind = pyod_adapter.PREFIX + spec.name.removeprefix(PYOD_PREFIX)
-    if "random_state" in _constructor_params(kind):
+    if "random_state" in constructor_params(kind):
         params = {"random_state": seed} | params
     detector |= {k: v for k, v in spec.params.items() if k in DETECTOR_SETTINGS}
     detector |= {"kind": kind, "params": params}
@@ -143,9 +144,11 @@ def run_monitored(
         except Exception as exc:  # a benchmark records any failure of a series and goes on
             raise DetectorFailure(f"{type(exc).__name__}: {exc}") from exc
         with transaction(store.engine(settings.store_url)) as session:
-            scores = read_scores(session, 1, split, end)
+            identifier = monitor_id(session, monitor.name)
+            scores = read_scores(session, identifier, split, end)
+            found = events_overlapping(session, identifier, split, end)
             events = pd.DataFrame(
-                [(e.start_ts, e.end_ts) for e in events_overlapping(session, 1, split, end)],
+                [(event.start_ts, event.end_ts) for event in found],
                 columns=["start_ts", "end_ts"],
             )
     return MonitoredSeries(scores, events, len(walked.retrained), fit_seconds, score_seconds)
