@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -125,7 +126,18 @@ def counts(settings: Settings) -> dict[str, int]:
         return {name: int(connection.execute(text(sql)).scalar()) for name, sql in queries.items()}
 
 
-PG_PORT = 31010  # the suite's loopback ports: 31010-31029
+def free_loopback_port(first: int, last: int) -> int:
+    """The first port in ``first..last`` nothing listens on at 127.0.0.1."""
+    for port in range(first, last + 1):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError(f"every loopback port {first}-{last} is taken")
+
+
+# The suite's PostgreSQL cluster: the first free port of 31030-31039 (a cluster left running
+# by an interrupted run keeps its port, and the suite still runs beside it).
+PG_PORT = free_loopback_port(31030, 31039)
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
 
