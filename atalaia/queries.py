@@ -32,6 +32,7 @@ from storage.labels import labels_overlapping
 from storage.models import BatchRow, EventRow, LabelRow, ModelRow, MonitorRow, RunRow, ScoreRow
 from storage.registry import champion, list_models
 from storage.scores import COLUMNS as SCORE_COLUMNS
+from storage.scores import scores_as_frame
 
 # -- scores and events as scored (alerts, report, CLI, API) ------------------------------
 
@@ -73,9 +74,7 @@ def scores_as_scored(
         .where(ScoreRow.monitor_id == monitor_id, ScoreRow.ts >= start, ScoreRow.ts < end)
         .order_by(ScoreRow.entity, ScoreRow.ts)
     )
-    frame = pd.DataFrame(session.execute(query).all(), columns=[*SCORE_COLUMNS, "version"])
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame
+    return scores_as_frame(session.execute(query).all(), [*SCORE_COLUMNS, "version"])
 
 
 def events_as_scored(

@@ -352,6 +352,20 @@ def floor_write_postgres(n: int, url: str) -> float:
 # -- scenarios -------------------------------------------------------------------------
 
 
+def ingest_train_and_score(
+    monitor: Path, env: dict[str, str], base_end: int, end: int, every: str
+) -> tuple[Measured, Measured]:
+    """Through the commands: upgrade the store, ingest and train on steps ``0..base_end``,
+    then ingest and score ``base_end..end`` in intervals of ``every``; the measured ingest
+    and score of the second part."""
+    run_command(["db", "upgrade"], env)
+    run_command(["ingest", str(monitor), "--start", _stamp(0), "--end", _stamp(base_end)], env)
+    run_command(["train", str(monitor)], env)
+    interval = ["--start", _stamp(base_end), "--end", _stamp(end), "--every", every]
+    ingest = run_command(["ingest", str(monitor), *interval], env)
+    return ingest, run_command(["score", str(monitor), *interval], env)
+
+
 def _stamp(minutes: int) -> str:
     return (T0 + timedelta(minutes=minutes)).isoformat()
 
@@ -450,12 +464,7 @@ def daily(backend: str, batches: int, work: Path, threads: int) -> list[Row]:
     every = f"{FILE_ROWS // ENTITIES}min"
     label = f"daily {batches} x 100,000"
     try:
-        run_command(["db", "upgrade"], env)
-        run_command(["ingest", str(monitor), "--start", _stamp(0), "--end", _stamp(base_end)], env)
-        run_command(["train", str(monitor)], env)
-        interval = ["--start", _stamp(base_end), "--end", _stamp(end), "--every", every]
-        ingest = run_command(["ingest", str(monitor), *interval], env)
-        scored = run_command(["score", str(monitor), *interval], env)
+        ingest, scored = ingest_train_and_score(monitor, env, base_end, end, every)
         read = floor_read(sorted(source.glob("*.parquet"))[BASELINE_ROWS // FILE_ROWS :])
         return [
             Row(label, backend, "ingest --every", total - BASELINE_ROWS, *_m(ingest), read),
@@ -542,12 +551,7 @@ def big(rows_total: int, work: Path, threads: int) -> list[Row]:
     every = f"{BIG_INTERVAL_ROWS // ENTITIES}min"
     label = f"big {rows_total:,}"
     try:
-        run_command(["db", "upgrade"], env)
-        run_command(["ingest", str(monitor), "--start", _stamp(0), "--end", _stamp(base_end)], env)
-        run_command(["train", str(monitor)], env)
-        interval = ["--start", _stamp(base_end), "--end", _stamp(end), "--every", every]
-        ingest = run_command(["ingest", str(monitor), *interval], env)
-        scored = run_command(["score", str(monitor), *interval], env)
+        ingest, scored = ingest_train_and_score(monitor, env, base_end, end, every)
         return [
             Row(label, "postgresql", "ingest --every 1M rows", rows_total, *_m(ingest)),
             Row(label, "postgresql", "score --every 1M rows (gmm)", rows_total, *_m(scored)),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -188,7 +189,12 @@ def read_scores(
     if anomalous_only:
         query = query.where(SCORES.c.is_anomaly)
     rows = session.execute(query.order_by(SCORES.c.entity, SCORES.c.ts)).all()
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return scores_as_frame(rows, COLUMNS)
+
+
+def scores_as_frame(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> pd.DataFrame:
+    """Score rows read from the store as a data frame, with ``ts`` as aware UTC times."""
+    frame = pd.DataFrame(rows, columns=list(columns))
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame
 
@@ -216,9 +222,7 @@ def unflagged_scores(
     rows = session.execute(
         query.order_by(SCORES.c.ts.desc(), SCORES.c.entity.desc()).limit(limit)
     ).all()
-    frame = pd.DataFrame(rows[::-1], columns=["ts", "raw_score"])
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame
+    return scores_as_frame(rows[::-1], ["ts", "raw_score"])
 
 
 def newest_scores(
