@@ -78,7 +78,7 @@ class SqlSource(_Strict):
 Source = Annotated[FileSource | SqlSource, Field(discriminator="kind")]
 
 
-class Detector(_Strict):
+class DetectorConfig(_Strict):
     """Which detector to train (a name known to ``detectors.create``), its parameters, what
     it sees (each row alone, or windows of the last steps) and how its scores are smoothed.
 
@@ -128,12 +128,12 @@ class Detector(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _declared_params(self) -> Detector:
+    def _declared_params(self) -> DetectorConfig:
         check_params(self.kind, self.params)
         return self
 
 
-class Baseline(_Strict):
+class BaselinePolicy(_Strict):
     """The normal data a model is trained on: a fixed time range or the last N batches."""
 
     start: datetime | None = None
@@ -152,7 +152,7 @@ class Baseline(_Strict):
         return None if value is None else as_utc(value)
 
     @model_validator(mode="after")
-    def _one_policy(self) -> Baseline:
+    def _one_policy(self) -> BaselinePolicy:
         has_range = self.start is not None or self.end is not None
         if has_range == (self.last_intervals is not None):
             raise ValueError("give either 'start' and 'end' or 'last_intervals'")
@@ -202,7 +202,7 @@ class Calibration(_Strict):
     )
 
 
-class Events(_Strict):
+class EventsConfig(_Strict):
     """How anomalous rows of one entity merge into events."""
 
     max_gap: int = Field(
@@ -321,11 +321,11 @@ class Monitor(_Strict):
     entities: list[str] = Field(default_factory=list)
     features: list[str] = Field(min_length=1)
     frequency: str = Field(description="the data's step: a number and s, min, h or D, e.g. 5min")
-    detector: Detector = Field(default_factory=Detector)
-    baseline: Baseline
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    baseline: BaselinePolicy
     validation: Validation = Field(default_factory=Validation)
     calibration: Calibration = Field(default_factory=Calibration)
-    events: Events = Field(default_factory=Events)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     schedule: Schedules = Field(default_factory=Schedules)
     scoring: Scoring = Field(default_factory=Scoring)
     retraining: Retraining = Field(default_factory=Retraining)
