@@ -13,7 +13,7 @@ exactly) or ``"impute"`` (missing features are filled in from the training distr
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -33,8 +33,13 @@ FORMAT_VERSION = 1
 MissingValues = Literal["reject", "marginalise", "impute"]
 
 
-class Detector(BaseEstimator):
-    """Base class: input checks, the score directions, and saving without pickle."""
+class Detector(BaseEstimator, ABC):
+    """Base class: input checks, the score directions, and saving without pickle.
+
+    The five ``_`` methods under "to implement" are abstract: a subclass missing one cannot be
+    instantiated (TypeError), so an incomplete detector fails where it is made, not when it
+    scores None.
+    """
 
     kind: ClassVar[str]
     # How NaN features are handled; "reject" refuses them with an error naming the columns.

@@ -168,6 +168,14 @@ def test_unknown_parameters_are_refused() -> None:
             detectors.create(kind, no_such_parameter=1)
 
 
+def test_a_detector_missing_an_abstract_method_cannot_be_made() -> None:
+    class Empty(Detector):
+        kind = "empty"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Empty()
+
+
 def test_importing_detectors_does_not_import_torch_or_pyod() -> None:
     import subprocess
     import sys
