@@ -35,10 +35,9 @@ from typing import Any
 from atalaia import store
 from atalaia.attribution import shares_text
 from atalaia.errors import AtalaiaError
-from atalaia.metrics import redact_url
 from atalaia.queries import stored_events
 from atalaia.settings import Settings
-from storage.engine import transaction
+from storage.engine import redact, transaction
 from storage.models import EventRow, ModelRow
 
 ALERTNAME = "AtalaiaEvent"
@@ -180,7 +179,7 @@ def _request(url: str, method: str, path: str, body: Any = None) -> Any:
             text = response.read()
     except OSError as exc:  # URLError and HTTPError among them
         raise AtalaiaError(
-            f"Alertmanager {redact_url(url)}: {method} {path.split('?')[0]} failed: {exc}"
+            f"Alertmanager {redact(url)}: {method} {path.split('?')[0]} failed: {exc}"
         ) from exc
     return json.loads(text) if text.strip() else None
 

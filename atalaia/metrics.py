@@ -23,6 +23,7 @@ from prometheus_client.exposition import basic_auth_handler, default_handler
 from prometheus_client.parser import text_string_to_metric_families
 
 from atalaia.settings import Settings
+from storage.engine import redact
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def push(url: str, monitor: str, job: str, registry: CollectorRegistry) -> bool:
     """Add the registry's metrics to the group (job, monitor) of a Pushgateway; log failures.
 
     A ``user:password@`` in ``url`` is sent as basic authentication, not in the URL."""
-    parts, shown = urlsplit(url), redact_url(url)
+    parts, shown = urlsplit(url), redact(url)
     handler = default_handler
     password = unquote(parts.password) if parts.password is not None else None
     if parts.username is not None:
@@ -151,15 +152,6 @@ def push(url: str, monitor: str, job: str, registry: CollectorRegistry) -> bool:
         log.warning("could not push metrics to Pushgateway %s: %s", shown, reason)
         return False
     return True
-
-
-def redact_url(url: str) -> str:
-    """``url`` without the password of any user info."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def textfile_path(settings: Settings, monitor: str, job: str, failure: bool = False) -> Path:

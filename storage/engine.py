@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -37,11 +38,17 @@ def connect_args(url: str, connect_timeout: float) -> dict[str, Any]:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``, safe for logs and error messages."""
+    """``url`` (a store's, a source's, a Pushgateway's or Alertmanager's) with the password of
+    its user info replaced by ``***``, safe for logs and error messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable store URL>"
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable URL>"
+    if password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 (DB-API objects)

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from atalaia import metrics
 from atalaia.settings import Settings
+from storage.engine import redact
 
 
 def settings_in(tmp_path: Path, pushgateway: str | None = None) -> Settings:
@@ -77,5 +78,5 @@ def test_an_unwritable_metrics_folder_is_logged(
 
 
 def test_redact_url() -> None:
-    assert metrics.redact_url("http://a:b@h:9091/x") == "http://a:***@h:9091/x"
-    assert metrics.redact_url("http://h:9091") == "http://h:9091"
+    assert redact("http://a:b@h:9091/x") == "http://a:***@h:9091/x"
+    assert redact("http://h:9091") == "http://h:9091"
