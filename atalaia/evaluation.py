@@ -30,6 +30,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from atalaia.events import event_runs, reach_steps
+
 Event = tuple[Any, Any]
 
 
@@ -93,13 +95,11 @@ def detected_events(flags: ArrayLike, max_gap: int = 0, lead: int = 0) -> list[t
     whose raw scores the first flagged score averages. Events merge when at most ``max_gap``
     unflagged rows lie between them or when their spans then touch.
     """
-    events: list[tuple[int, int]] = []
-    for begin, finish in flags_to_events(flags):
-        if events and begin - events[-1][1] - 1 <= max(max_gap, lead):
-            events[-1] = (events[-1][0], finish)
-        else:
-            events.append((max(0, begin - lead), finish))
-    return events
+    rows = np.flatnonzero(_binary(flags, "flags"))
+    return [
+        (max(0, int(rows[first]) - lead), int(rows[stop - 1]))
+        for first, stop in event_runs(rows, reach_steps(max_gap, lead))
+    ]
 
 
 def labels_to_events(labels: ArrayLike) -> list[tuple[int, int]]:

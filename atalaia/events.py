@@ -32,6 +32,32 @@ from storage.events import events_overlapping, replace_events
 from storage.scores import newest_scores, read_scores
 
 
+def reach_steps(max_gap: int, lead: int) -> int:
+    """How many steps apart two anomalies of one event may lie: ``max_gap`` normal steps
+    between them, or less than the ``lead`` by which the later one's event would start
+    (spans that touch are one event)."""
+    return max(max_gap, lead) + 1
+
+
+def event_runs(
+    positions: np.ndarray, reach: int, groups: np.ndarray | None = None
+) -> list[tuple[int, int]]:
+    """The runs of anomalies that form events, as ``(first, stop)`` indices into ``positions``.
+
+    ``positions`` are the anomalies' places (integer times or row numbers), ascending within
+    each group; a new event starts at each group's first anomaly and after each step longer
+    than ``reach``. This is the one rule for events: the monitor's (in time) and the
+    evaluation's (in rows, :func:`atalaia.evaluation.detected_events`).
+    """
+    if len(positions) == 0:
+        return []
+    starts = np.diff(positions) > reach
+    if groups is not None:
+        starts |= groups[1:] != groups[:-1]
+    bounds = np.r_[0, np.flatnonzero(starts) + 1, len(positions)]
+    return [(int(first), int(stop)) for first, stop in itertools.pairwise(bounds)]
+
+
 def detect_events(
     anomalies: pd.DataFrame,
     newest: Mapping[str, datetime],
@@ -51,12 +77,9 @@ def detect_events(
     stamps = pd.DatetimeIndex(rows["ts"]).tz_convert("UTC")
     z = rows["z"].to_numpy(dtype=float)
     features = rows["top_features"].tolist()
-    # an event starts at each entity's first anomaly and after each gap longer than reach
-    gaps = np.diff(stamps.as_unit("ns").asi8) > pd.Timedelta(reach).value  # nanoseconds
-    starts = np.r_[True, (entities[1:] != entities[:-1]) | gaps]
-    bounds = np.r_[np.flatnonzero(starts), len(rows)]
+    nanoseconds = stamps.as_unit("ns").asi8
     events: list[dict[str, Any]] = []
-    for first, stop in itertools.pairwise(bounds):
+    for first, stop in event_runs(nanoseconds, pd.Timedelta(reach).value, entities):
         entity, end = entities[first], stamps[stop - 1]
         peak = first + int(np.argmax(np.where(np.isnan(z[first:stop]), -np.inf, z[first:stop])))
         events.append(

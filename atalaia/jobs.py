@@ -34,7 +34,7 @@ from atalaia.artifacts import (
 )
 from atalaia.config import Monitor, as_utc
 from atalaia.errors import AtalaiaError, EmptyBatchError, NotFoundError, UsageError
-from atalaia.events import refresh_events
+from atalaia.events import reach_steps, refresh_events
 from atalaia.ingest import arrived_rows as ingest_arrived_rows
 from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch, read_batch_pieces
@@ -476,7 +476,7 @@ def _refresh_batch_events(
     end: datetime,
 ) -> list[dict[str, Any]]:
     lead = monitor.event_lead_steps
-    reach = monitor.step * (max(monitor.events.max_gap, lead) + 1)
+    reach = monitor.step * reach_steps(monitor.events.max_gap, lead)
     return refresh_events(session, monitor_id, model.id, start, end, reach, monitor.step * lead)
 
 
