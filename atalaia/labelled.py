@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from atalaia.errors import AtalaiaError, NotFoundError
+from atalaia.training import Span, inside_spans
 from storage.labels import labels_overlapping
 from storage.models import ModelRow
 from storage.monitors import monitor_id
@@ -79,18 +80,16 @@ def stored_labelled_scores(
     ``label_kind``: a row is 1 when its time lies in a label's inclusive span, for the
     label's entity (or every entity when the label names none)."""
     scores = read_scores(session, model.monitor_id, start, end, model_id=model.id)
-    labels = np.zeros(len(scores), dtype=np.int64)
-    for span in labels_overlapping(session, model.monitor_id, start, end):
-        if span.kind != label_kind:
-            continue
-        inside = (scores["ts"] >= span.start_ts) & (scores["ts"] <= span.end_ts)
-        if span.entity is not None:
-            inside &= scores["entity"] == span.entity
-        labels[inside.to_numpy()] = 1
+    spans: list[Span] = [
+        (label.entity, label.start_ts, label.end_ts)
+        for label in labels_overlapping(session, model.monitor_id, start, end)
+        if label.kind == label_kind
+    ]
+    labels = inside_spans(scores["entity"], scores["ts"], spans)
     return pd.DataFrame(
         {
             "score": scores["raw_score"].to_numpy(np.float64),
-            "label": labels,
+            "label": labels.to_numpy(np.int64),
             "flag": scores["is_anomaly"].to_numpy(bool),
             "entity": scores["entity"].to_numpy(),
         }
