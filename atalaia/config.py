@@ -50,16 +50,23 @@ class _Strict(BaseModel):
 class FileSource(_Strict):
     """CSV or Parquet files matched by a glob pattern."""
 
-    kind: Literal["files"] = "files"
-    path: str = Field(description="glob of .csv or .parquet files")
+    kind: Literal["files"] = Field(default="files", description="files: read CSV or Parquet files")
+    path: str = Field(
+        description="glob of .csv or .parquet files; relative to the monitor file's folder"
+    )
 
 
 class SqlSource(_Strict):
     """A table or a query in any database SQLAlchemy can reach."""
 
-    kind: Literal["sql"] = "sql"
-    url: str
-    table: str | None = None
+    kind: Literal["sql"] = Field(default="sql", description="sql: read a table or a query")
+    url: str = Field(
+        description="SQLAlchemy URL of the database; write a password as ${VAR}, read from "
+        "the environment"
+    )
+    table: str | None = Field(
+        default=None, description="table to read the interval's rows from (or query)"
+    )
     query: str | None = Field(
         default=None, description="SELECT with :start and :end bind parameters for the interval"
     )
@@ -86,8 +93,15 @@ class DetectorConfig(_Strict):
     trained (``atalaia.auto``), recorded with the version and used by its scoring.
     """
 
-    kind: str = "gmm"
-    params: dict[str, Any] = Field(default_factory=dict)
+    kind: str = Field(
+        default="gmm",
+        description="a detector kind (gmm, vae, made, gan, ar, nar, ensemble) or pyod:<Name>",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the detector's parameters (see Detector parameters); an unknown name, "
+        "type or value is an error when the file is loaded",
+    )
     window: int | Literal["auto"] = Field(
         default=1,
         description="steps of every feature the detector sees at once (1 to 10000), or auto",
@@ -136,9 +150,15 @@ class DetectorConfig(_Strict):
 class BaselinePolicy(_Strict):
     """The normal data a model is trained on: a fixed time range or the last N batches."""
 
-    start: datetime | None = None
-    end: datetime | None = None
-    last_intervals: int | None = Field(default=None, ge=1)
+    start: datetime | None = Field(
+        default=None, description="start of the baseline range (with end; or last_intervals)"
+    )
+    end: datetime | None = Field(default=None, description="end of the baseline range, exclusive")
+    last_intervals: int | None = Field(
+        default=None,
+        ge=1,
+        description="instead of start and end: the newest N ingested batches",
+    )
     max_train_rows: int | None = Field(
         default=None,
         ge=2,
@@ -219,15 +239,27 @@ class Schedules(_Strict):
     ``max_data_delay`` after the interval's end, then fails.
     """
 
-    score: str = "@daily"
-    retrain: str | None = "@weekly"
-    start: datetime | None = None
+    score: str = Field(
+        default="@daily", description="the score DAG's schedule: a cron expression or preset"
+    )
+    retrain: str | None = Field(
+        default="@weekly",
+        description="the retrain DAG's schedule besides drift; null: retrain on drift only",
+    )
+    start: datetime | None = Field(
+        default=None,
+        description="start of the score DAG's first interval (default: the baseline's end; "
+        "required with baseline.last_intervals)",
+    )
     end: datetime | None = Field(
         default=None,
         description="the score DAG schedules no interval that starts at or after this time "
         "(a source whose data stops here)",
     )
-    catchup: bool = True
+    catchup: bool = Field(
+        default=True,
+        description="Airflow schedules every interval since start that has not run yet",
+    )
     max_data_delay: str = Field(
         default="6h",
         description="how long after an interval's end its rows may still arrive; a run waits "
@@ -314,22 +346,42 @@ class Drift(_Strict):
 class Monitor(_Strict):
     """One monitored data set."""
 
-    name: str = Field(pattern=_NAME)
-    description: str = ""
-    source: Source
-    timestamp: str
-    entities: list[str] = Field(default_factory=list)
-    features: list[str] = Field(min_length=1)
+    name: str = Field(
+        pattern=_NAME,
+        description="lowercase letters, digits and _, starting with a letter; defaults to the "
+        "file's name",
+    )
+    description: str = Field(default="", description="free text for people")
+    source: Source = Field(description="where the rows come from: files or sql")
+    timestamp: str = Field(description="the time column, ISO 8601; a time without a zone is UTC")
+    entities: list[str] = Field(
+        default_factory=list,
+        description="columns that name an entity (a host, a sensor); its key is their values "
+        "joined with /",
+    )
+    features: list[str] = Field(min_length=1, description="the numeric columns the detector sees")
     frequency: str = Field(description="the data's step: a number and s, min, h or D, e.g. 5min")
-    detector: DetectorConfig = Field(default_factory=DetectorConfig)
-    baseline: BaselinePolicy
-    validation: Validation = Field(default_factory=Validation)
-    calibration: Calibration = Field(default_factory=Calibration)
-    events: EventsConfig = Field(default_factory=EventsConfig)
-    schedule: Schedules = Field(default_factory=Schedules)
-    scoring: Scoring = Field(default_factory=Scoring)
-    retraining: Retraining = Field(default_factory=Retraining)
-    drift: Drift = Field(default_factory=Drift)
+    detector: DetectorConfig = Field(
+        default_factory=DetectorConfig, description="what is trained and what it sees"
+    )
+    baseline: BaselinePolicy = Field(description="the normal data a model is trained on")
+    validation: Validation = Field(
+        default_factory=Validation, description="what ingest does with incomplete rows"
+    )
+    calibration: Calibration = Field(
+        default_factory=Calibration, description="how raw scores become p-values and flags"
+    )
+    events: EventsConfig = Field(
+        default_factory=EventsConfig, description="how anomalous steps merge into events"
+    )
+    schedule: Schedules = Field(default_factory=Schedules, description="the Airflow schedules")
+    scoring: Scoring = Field(
+        default_factory=Scoring, description="how the score DAG splits a batch"
+    )
+    retraining: Retraining = Field(
+        default_factory=Retraining, description="retraining and the promotion gate"
+    )
+    drift: Drift = Field(default_factory=Drift, description="the drift check")
     # The monitor file's settings before ${VAR} expansion (None: built in code).
     _unexpanded: dict[str, Any] | None = PrivateAttr(default=None)
 
