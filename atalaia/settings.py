@@ -38,8 +38,8 @@ class Settings:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     # Threads of the BLAS under numpy, scipy and scikit-learn in a job (None: the library's
     # default, one per core). One by default: the detectors' matrix products are small, and
-    # on a worker shared with other tasks a gmm's BIC fit ran 2.5x slower on two OpenBLAS
-    # threads than on one. Torch detectors choose their own threads.
+    # on a worker shared with other tasks more BLAS threads slowed a gmm's fit (docs/scale.md).
+    # Torch detectors choose their own threads.
     blas_threads: int | None = 1
 
     @classmethod

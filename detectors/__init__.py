@@ -17,9 +17,9 @@ from detectors.errors import ArtifactError, AttributionUnavailable
 from detectors.serialization import read_json
 
 # Before torch loads OpenMP (unless the user chose): idle OpenMP threads sleep rather than spin.
-# On a machine whose cores are busy with other work, spinning threads made torch's small
-# kernels 40-100x slower here (a VAE training step: 2.5 ms on one thread, 110-340 ms on two
-# spinning threads, 3 ms on two passive ones). It has no effect once torch is imported.
+# On a machine whose cores are busy with other work, spinning threads slowed torch's small
+# kernels many times over (measured: benchmarks/README.md, Speed). It has no effect once
+# torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # kind -> "module:Class", imported on first use so that light callers stay light (importing

@@ -42,8 +42,8 @@ class GaussianMixtureDetector(Detector):
     reg_covar : float
         Added to covariance diagonals, in standardised units: 0.0025 floors every component's
         spread at 0.05 standard deviations, as the torch detectors' ``min_scale`` does, so a
-        component cannot collapse onto repeated values (on ADBench it raised the mean AUC-ROC
-        from 0.866 to 0.870 with clean training rows, and from 0.698 to 0.771 without).
+        component cannot collapse onto repeated values (its effect on ADBench is recorded in
+        ``benchmarks/README.md``, from ``benchmarks/results/tabular-generative.md``).
     n_init, max_iter : int
         EM restarts and iterations, as in scikit-learn.
     random_state : int

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 LOG_2PI = math.log(2 * math.pi)
 # Rows per forward pass when scoring: small enough that the activations stay in the CPU cache
-# (a VAE with 8 importance samples scored 2-3x faster than with 8192-row chunks).
+# (a VAE with 8 importance samples scored faster than with 8192-row chunks).
 SCORE_CHUNK = 1024
 # Smallest and largest automatic batch sizes.
 MIN_BATCH, MAX_BATCH = 32, 1024
@@ -85,8 +85,8 @@ def map_over_cores(
     Each thread runs torch's kernels by itself (torch on one thread while this runs): the
     kernels of a scoring chunk are too small for an OpenMP team, whose threads sleep between
     kernels (``OMP_WAIT_POLICY=PASSIVE``, see ``detectors/__init__``) and cost more to wake
-    than they save. Whole chunks side by side scored MADE and the VAE about twice as fast on
-    two cores, and no slower when other processes kept both cores busy. ``function`` must
+    than they save (the scoring rates before and after: ``benchmarks/README.md``, Speed).
+    ``function`` must
     enter ``torch.no_grad()`` itself (it is per thread). Results keep the order of ``items``.
     """
     items = list(items)

@@ -4,7 +4,7 @@ Too slow for the test suite (every task is a process of its own), so it is a scr
 output docs/airflow.md records. In a temporary AIRFLOW_HOME it starts Airflow's api-server
 (on 127.0.0.1, for the tasks' execution API), dag-processor and scheduler (LocalExecutor),
 with a SQLite metadata database (or ``--metadata-url``, e.g. a PostgreSQL database), and
-the repository's ``dags/`` and ``monitors/``. Then, as in the README's set-up, it lands the
+the repository's ``dags/`` and ``monitors/``. Then, as in docs/airflow.md's set-up, it lands the
 demo's baseline week and trains its champion, and:
 
 1. unpauses the demo's score and retrain DAGs: catch-up must end in success at the demo's

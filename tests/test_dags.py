@@ -214,7 +214,7 @@ def demo(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """The score DAG run with ``dag.test()`` over days 7 to 12 of the demo data.
 
     Its store is the ``atalaia_store`` connection (ATALAIA_STORE_URL points elsewhere), its
-    champion trained on days 0-6 beforehand, as the README's bootstrap does.
+    champion trained on days 0-6 beforehand, as docs/airflow.md's set-up does.
     """
     home = tmp_path_factory.mktemp("demo")
     store_url = f"sqlite:///{home / 'store.db'}"
