@@ -296,9 +296,6 @@ def score(
                 upsert_scores(session, run.monitor_id, model.id, batch.id, scores, new=new)
                 tally += ScoreTally.of(scores)
                 uncomputable += uncomputable_rows(scores)
-            events = []
-            if partition is None:
-                events = _refresh_batch_events(session, monitor, run.monitor_id, model, start, end)
             notes = [str(partition)] if partition is not None else []
             if uncomputable:
                 notes.append(
@@ -306,20 +303,11 @@ def score(
                     "detector's numeric range): flagged anomalous with an infinite score"
                 )
                 log.warning("monitor %s [%s, %s): %s", monitor.name, start, end, notes[-1])
-            finish_run(
-                session,
-                run.run_id,
-                "success",
-                rows=tally.rows,
-                anomalies=tally.anomalies,
-                model_id=model.id,
-                message="; ".join(notes) or None,
+            events = _finish_score_run(
+                session, run, monitor, model, (start, end), tally, partition is None, notes
             )
         run.figures = _score_figures(tally, events, model, end - start)
-    alerting.deliver(settings, monitor.name, run.monitor_id, model, events, end - start)
-    return ScoreResult(
-        monitor.name, start, end, model.version, tally.rows, tally.anomalies, tally.max_z, events
-    )
+    return _delivered(settings, run, monitor, model, (start, end), tally, events)
 
 
 def arrived_rows(monitor: Monitor, start: datetime, end: datetime) -> int:
@@ -377,20 +365,9 @@ def finish_scoring(
                     f"monitor {monitor.name}: version {model_version} scored nothing in "
                     f"[{start}, {end}); score the partitions first"
                 )
-            events = _refresh_batch_events(session, monitor, run.monitor_id, model, start, end)
-            finish_run(
-                session,
-                run.run_id,
-                "success",
-                rows=tally.rows,
-                anomalies=tally.anomalies,
-                model_id=model.id,
-            )
+            events = _finish_score_run(session, run, monitor, model, (start, end), tally, True)
         run.figures = _score_figures(tally, events, model, end - start)
-    alerting.deliver(settings, monitor.name, run.monitor_id, model, events, end - start)
-    return ScoreResult(
-        monitor.name, start, end, model.version, tally.rows, tally.anomalies, tally.max_z, events
-    )
+    return _delivered(settings, run, monitor, model, (start, end), tally, events)
 
 
 def _landed_batch(
@@ -467,17 +444,53 @@ def _context_rows(
         return pd.DataFrame()
 
 
-def _refresh_batch_events(
+def _finish_score_run(
     session: Session,
+    run: _Run,
     monitor: Monitor,
-    monitor_id: int,
     model: ModelRow,
-    start: datetime,
-    end: datetime,
+    interval: tuple[datetime, datetime],
+    tally: ScoreTally,
+    with_events: bool,
+    notes: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    lead = monitor.event_lead_steps
-    reach = monitor.step * reach_steps(monitor.events.max_gap, lead)
-    return refresh_events(session, monitor_id, model.id, start, end, reach, monitor.step * lead)
+    """Record a score run's success, for both paths: ``score`` and, for a batch scored in
+    partitions, ``finish_scoring``. With ``with_events``, first rebuild the batch's events;
+    return them."""
+    events = []
+    if with_events:
+        lead = monitor.event_lead_steps
+        reach = monitor.step * reach_steps(monitor.events.max_gap, lead)
+        events = refresh_events(
+            session, run.monitor_id, model.id, *interval, reach, monitor.step * lead
+        )
+    finish_run(
+        session,
+        run.run_id,
+        "success",
+        rows=tally.rows,
+        anomalies=tally.anomalies,
+        model_id=model.id,
+        message="; ".join(notes or []) or None,
+    )
+    return events
+
+
+def _delivered(
+    settings: Settings,
+    run: _Run,
+    monitor: Monitor,
+    model: ModelRow,
+    interval: tuple[datetime, datetime],
+    tally: ScoreTally,
+    events: list[dict[str, Any]],
+) -> ScoreResult:
+    """A committed score run's result, once its events went to Alertmanager."""
+    start, end = interval
+    alerting.deliver(settings, monitor.name, run.monitor_id, model, events, end - start)
+    return ScoreResult(
+        monitor.name, start, end, model.version, tally.rows, tally.anomalies, tally.max_z, events
+    )
 
 
 def _score_figures(
