@@ -51,7 +51,7 @@ from atalaia.settings import Settings
 from atalaia.store import require_current
 from atalaia.threads import blas_threads
 from atalaia.training import Baseline, FittedModel, assemble_baseline, fit_model, landed_rows
-from atalaia.validation import entity_keys
+from atalaia.validation import entity_keys, with_entity_keys
 from detectors import ConformalCalibrator, Detector
 from storage.batches import find_batch
 from storage.engine import transaction
@@ -274,6 +274,8 @@ def score(
                     session, run.monitor_id, model.id, start, limit, since=horizon
                 )
             context = _context_rows(session, trained, run.monitor_id, start)
+            if not context.empty:
+                context = with_entity_keys(context, trained)
             members = None
             if partition is not None:
                 members = _partition_entities(batch, monitor, partition)
@@ -425,6 +427,7 @@ def _batch_pieces(
     keys = monitor.entities if whole_entities else []
     pieces = read_batch_pieces(batch.landing_path, batch.content_sha256, settings.chunk_rows, keys)
     for frame in pieces:
+        frame = with_entity_keys(frame, monitor)  # built once for the piece's every use
         if members is not None:
             frame = frame[entity_keys(frame, monitor).isin(members)]
         if not frame.empty:

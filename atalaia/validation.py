@@ -28,6 +28,8 @@ from atalaia.sources import ROW, SOURCE
 
 ENTITY_SEPARATOR = "/"
 ENTITY_ESCAPE = "\\"
+# The column in which a frame carries its entity keys once built (``with_entity_keys``).
+ENTITY_KEY = "__atalaia_entity__"
 
 
 @dataclass
@@ -110,7 +112,10 @@ def rows_in_interval(raw: pd.DataFrame, monitor: Monitor, start: datetime, end: 
 def entity_keys(frame: pd.DataFrame, monitor: Monitor) -> pd.Series:
     """Each row's entity key ("" without entities): the value of a single entity column, or
     the values of several joined with ``/``, each with ``\\`` and ``/`` escaped by ``\\``, so
-    different value tuples never share a key."""
+    different value tuples never share a key. A frame that carries its keys already
+    (:func:`with_entity_keys`) gives them back without building them again."""
+    if ENTITY_KEY in frame.columns:
+        return frame[ENTITY_KEY]
     if not monitor.entities:
         return pd.Series("", index=frame.index, dtype=object)
     if len(monitor.entities) == 1:
@@ -120,6 +125,15 @@ def entity_keys(frame: pd.DataFrame, monitor: Monitor) -> pd.Series:
     for part in parts[1:]:
         keys = keys + ENTITY_SEPARATOR + part
     return keys
+
+
+def with_entity_keys(frame: pd.DataFrame, monitor: Monitor) -> pd.DataFrame:
+    """``frame`` with its entity keys as a column, so the steps of one job that each need
+    them (selecting a partition's entities, matching look-back rows, the detector's input)
+    build them once."""
+    if ENTITY_KEY in frame.columns:
+        return frame
+    return frame.assign(**{ENTITY_KEY: entity_keys(frame, monitor)})
 
 
 def _escaped(values: pd.Series) -> pd.Series:
