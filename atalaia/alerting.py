@@ -32,12 +32,11 @@ from base64 import b64encode
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from atalaia import store
 from atalaia.attribution import shares_text
 from atalaia.errors import AtalaiaError
-from atalaia.queries import stored_events
+from atalaia.queries import reading, stored_events
 from atalaia.settings import Settings
-from storage.engine import redact, transaction
+from storage.engine import redact
 from storage.models import EventRow, ModelRow
 
 ALERTNAME = "AtalaiaEvent"
@@ -114,7 +113,7 @@ def deliver(
     if not settings.alertmanager_url or not found:
         return 0
     keys = [(event["entity"], event["start_ts"]) for event in found]
-    with transaction(store.require_current(settings.store_url)) as session:
+    with reading(settings) as session:
         events = stored_events(session, monitor_id, model.id, keys)
     try:
         return post_events(settings, monitor, events, model.version, 2 * interval)

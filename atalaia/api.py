@@ -19,8 +19,8 @@ from atalaia import store
 from atalaia.artifacts import bound_settings_of, load_model
 from atalaia.attribution import stored_shares
 from atalaia.config import Monitor, as_utc, find_monitor, load_monitor
-from atalaia.errors import AtalaiaError, NotFoundError
-from atalaia.queries import events_as_scored
+from atalaia.errors import AtalaiaError
+from atalaia.queries import events_as_scored, model_version, monitor_key, reading
 from atalaia.representation import as_trained
 from atalaia.scoring import score_frame
 from atalaia.settings import Settings
@@ -28,8 +28,7 @@ from atalaia.validation import validate
 from storage.engine import transaction
 from storage.labels import add_label as store_label
 from storage.models import EventRow
-from storage.monitors import ensure_monitor, monitor_id
-from storage.registry import champion, find_model
+from storage.monitors import ensure_monitor
 
 MonitorLike = str | Path | Monitor
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,9 +39,10 @@ def load(monitor: MonitorLike, settings: Settings | None = None) -> Monitor:
     """The monitor named ``monitor`` in the monitors folder, or read from a YAML file."""
     if isinstance(monitor, Monitor):
         return monitor
+    settings = settings or Settings.from_env()
     if str(monitor).endswith((".yaml", ".yml")):
-        return load_monitor(monitor)
-    return find_monitor((settings or Settings.from_env()).monitors_dir, str(monitor))
+        return load_monitor(monitor, settings.home)
+    return find_monitor(settings.monitors_dir, str(monitor), settings.home)
 
 
 def score(
@@ -62,16 +62,8 @@ def score(
     """
     settings = settings or Settings.from_env()
     config = load(monitor, settings)
-    with transaction(store.require_current(settings.store_url)) as session:
-        identifier = _monitor_id(session, config)
-        model = (
-            champion(session, identifier)
-            if version is None
-            else find_model(session, identifier, version)
-        )
-    if model is None:
-        which = "no champion" if version is None else f"no model version {version}"
-        raise NotFoundError(f"monitor {config.name}: {which}")
+    with reading(settings) as session:
+        model = model_version(session, config.name, version)
     checked = validate(frame, config, EARLIEST, LATEST)
     if checked.quarantined:
         first = checked.quarantined[0]
@@ -99,8 +91,8 @@ def events(
     config = load(monitor, settings)
     first = EARLIEST if start is None else as_utc(start)
     last = LATEST if end is None else as_utc(end)
-    with transaction(store.require_current(settings.store_url)) as session:
-        identifier = _monitor_id(session, config)
+    with reading(settings) as session:
+        identifier = monitor_key(session, config.name)
         rows = events_as_scored(session, identifier, first, last, version=version)
         records = [event_record(config.name, event, number) for event, number in rows]
     return pd.DataFrame(records, columns=list(EVENT_FIELDS))
@@ -123,8 +115,9 @@ def add_label(
     first, last = as_utc(start), as_utc(end)
     if first > last:
         raise AtalaiaError(f"label start {first} is after its end {last}")
-    with transaction(store.require_current(settings.store_url)) as session:
-        identifier = ensure_monitor(session, config.name, config.model_dump(mode="json"))
+    engine = store.require_current(settings.store_url, settings.connect_timeout)
+    with transaction(engine) as session:
+        identifier = ensure_monitor(session, config.name, config.stored_config())
         return store_label(session, identifier, first, last, entity=entity, kind=kind, note=note)
 
 
@@ -162,10 +155,3 @@ def event_record(monitor: str, event: EventRow, version: int) -> dict[str, Any]:
             for item, share in zip(event.top_features, shares, strict=True)
         ],
     }
-
-
-def _monitor_id(session: Any, monitor: Monitor) -> int:
-    identifier = monitor_id(session, monitor.name)
-    if identifier is None:
-        raise NotFoundError(f"monitor {monitor.name}: no job has run for it yet")
-    return identifier

@@ -1,7 +1,8 @@
 """The atalaia command line: the jobs, the store's schema, events, labels and the demo.
 
 Every command exits non-zero with a one-line reason when input, configuration or the
-environment is wrong; settings come from ATALAIA_* environment variables. Each command
+environment is wrong; settings come from ATALAIA_* environment variables, read once per
+command (``_settings``). Reads of the store go through ``atalaia.queries``. Each command
 imports what it uses when it runs (pandas, SQLAlchemy, scikit-learn, scipy, alembic cost
 seconds), so ``--help`` and light commands start at once: every Airflow task pays start-up.
 """
@@ -9,13 +10,14 @@ seconds), so ``--help`` and light commands start at once: every Airflow task pay
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -56,6 +58,20 @@ Every = Annotated[
 
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON (for scripts) instead of text")]
 
+# The settings of the command running now, read from the environment once (``_settings``).
+_SETTINGS: contextvars.ContextVar[Settings | None] = contextvars.ContextVar(
+    "settings", default=None
+)
+
+
+def _settings() -> Settings:
+    """The command's settings: read from ``ATALAIA_*`` the first time a command asks."""
+    settings = _SETTINGS.get()
+    if settings is None:
+        settings = Settings.from_env()
+        _SETTINGS.set(settings)
+    return settings
+
 
 def _print_json(value: Any) -> None:
     """``value`` as JSON on stdout: times in ISO 8601, paths as text, dataclasses as dicts."""
@@ -79,6 +95,7 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        begun = _SETTINGS.set(None)  # each command reads the environment afresh
         try:
             return command(*args, **kwargs)
         except Exception as exc:
@@ -90,11 +107,13 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
                 from storage.engine import first_line, redact
 
-                url = Settings.from_env().store_url
+                url = _settings().store_url
                 reason = first_line(exc, make_url(url).password)
                 typer.echo(f"error: store {redact(url)}: {reason}", err=True)
                 raise typer.Exit(1) from exc
             raise
+        finally:
+            _SETTINGS.reset(begun)
 
     return wrapper
 
@@ -122,8 +141,8 @@ def _monitor(name_or_path: str, settings: Settings) -> Monitor:
     from atalaia.config import find_monitor, load_monitor
 
     if name_or_path.endswith((".yaml", ".yml")):
-        return load_monitor(name_or_path)
-    return find_monitor(settings.monitors_dir, name_or_path)
+        return load_monitor(name_or_path, settings.home)
+    return find_monitor(settings.monitors_dir, name_or_path, settings.home)
 
 
 def _time(text: str, option: str) -> datetime:
@@ -169,8 +188,8 @@ def db_upgrade() -> None:
     from atalaia import store
     from storage.engine import redact
 
-    settings = Settings.from_env()
-    store.upgrade(settings.store_url)
+    settings = _settings()
+    store.upgrade(settings.store_url, settings.connect_timeout)
     console.print(f"store {redact(settings.store_url)} is at the newest schema")
 
 
@@ -182,7 +201,7 @@ def ingest(
     """Read intervals from the monitor's source, land accepted rows, quarantine the rest."""
     from atalaia import jobs
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
     results = []
     for first, last in _track(_intervals(start, end, every), "ingesting", as_json):
@@ -211,7 +230,7 @@ def train(
     """Train and calibrate a new model version on the baseline."""
     from atalaia import jobs
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
     if (start is None) != (end is None):
         raise AtalaiaError("give both --start and --end, or neither")
@@ -236,7 +255,7 @@ def score(
     """Score landed batches with the champion; write scores, events and metrics."""
     from atalaia import jobs
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
     results = []
     for first, last in _track(_intervals(start, end, every), "scoring", as_json):
@@ -259,7 +278,7 @@ def retrain(monitor: MonitorArg, as_json: AsJson = False) -> None:
     """Train a candidate on recent batches; promote it if it passes the gate."""
     from atalaia import jobs
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
     with console.status("retraining") if not as_json else contextlib.nullcontext():
         result = jobs.retrain(config, settings=settings)
@@ -277,7 +296,7 @@ def walk(monitor: MonitorArg, start: Start, end: End) -> None:
     the retrain schedule ticks: what the monitor's DAGs do, run here in order."""
     from atalaia.walk import walk_forward
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
     first, last = _time(start, "--start"), _time(end, "--end")
     with console.status("walking forward"):
@@ -302,26 +321,16 @@ def events(
     as_json: AsJson = False,
 ) -> None:
     """List a monitor's events, each found by the version that scored its batch."""
-    from atalaia import store
     from atalaia.api import event_record
-    from atalaia.queries import events_as_scored
-    from storage.engine import transaction
-    from storage.monitors import monitor_id
-    from storage.registry import find_model
+    from atalaia.queries import event_listing
 
     first, last = _time(since, "--since"), _time(until, "--until")
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
-    with transaction(store.require_current(settings.store_url)) as session:
-        identifier = monitor_id(session, config.name)
-        if identifier is None:
-            raise NotFoundError(f"monitor {config.name}: no job has run for it yet")
-        if version is not None and find_model(session, identifier, version) is None:
-            raise NotFoundError(f"monitor {config.name}: no model version {version}")
-        rows = events_as_scored(session, identifier, first, last, version=version)
-        if as_json:
-            _print_json([event_record(config.name, event, number) for event, number in rows])
-            return
+    rows = event_listing(settings, config.name, first, last, version)
+    if as_json:
+        _print_json([event_record(config.name, event, number) for event, number in rows])
+        return
     title = f"{config.name}: events" + (f" of version {version}" if version else "")
     console.print(_events_table(rows, title))
 
@@ -346,7 +355,7 @@ def report(
     """Write a self-contained HTML report: each series, its threshold, events and top features."""
     from atalaia.report import write_report
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
     first, last = _time(start, "--from"), _time(end, "--to")
     if first >= last:
@@ -408,10 +417,9 @@ def evaluate(
     --max-gap or --lead say otherwise), or --monitor to evaluate the monitor's stored scores
     and flags against its labels (flags form events as the monitor's events do).
     """
-    from atalaia import store
     from atalaia.evaluation import evaluate_scores
-    from atalaia.labelled import model_version, read_labelled_file, stored_labelled_scores
-    from storage.engine import transaction
+    from atalaia.labelled import read_labelled_file
+    from atalaia.queries import labelled_scores
 
     if (path is None) == (monitor is None):
         raise AtalaiaError("give either a labelled file or --monitor")
@@ -420,13 +428,10 @@ def evaluate(
         frame = read_labelled_file(path, score, label, flag, entity, time)
         title = str(path)
     else:
-        settings = Settings.from_env()
+        settings = _settings()
         config = _monitor(monitor, settings)
-        with transaction(store.require_current(settings.store_url)) as session:
-            model = model_version(session, config.name, version)
-            frame = stored_labelled_scores(
-                session, model, _time(since, "--since"), _time(until, "--until"), label_kind
-            )
+        first, last = _time(since, "--since"), _time(until, "--until")
+        model, frame = labelled_scores(settings, config.name, version, first, last, label_kind)
         title = f"{config.name}: version {model.version} against its {label_kind!r} labels"
         monitor_gap, monitor_lead = config.events.max_gap, config.event_lead_steps
         if frame.empty:
@@ -451,7 +456,7 @@ def demo() -> None:
     """Generate sample server metrics and run the whole pipeline on them (no servers)."""
     from atalaia.demo import run_demo, steps
 
-    settings = Settings.from_env()
+    settings = _settings()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("demo", total=steps())
         report = run_demo(settings, lambda text: progress.update(task, advance=1, description=text))
@@ -468,19 +473,12 @@ def labels_add(
     note: Annotated[str, typer.Option(help="what happened")] = "",
 ) -> None:
     """Record a known incident of a monitor."""
-    from atalaia import store
-    from storage.engine import transaction
-    from storage.labels import add_label
-    from storage.monitors import ensure_monitor
+    from atalaia.api import add_label
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
     first, last = _time(start, "--start"), _time(end, "--end")
-    if first > last:
-        raise AtalaiaError(f"label start {first} is after its end {last}")
-    with transaction(store.require_current(settings.store_url)) as session:
-        identifier = ensure_monitor(session, config.name, config.stored_config())
-        number = add_label(session, identifier, first, last, entity=entity, note=note)
+    number = add_label(config, first, last, entity=entity, note=note, settings=settings)
     console.print(f"{config.name}: label {number} recorded")
 
 
@@ -488,25 +486,11 @@ def labels_add(
 @user_errors
 def labels_list(monitor: MonitorArg, as_json: AsJson = False) -> None:
     """List a monitor's labelled incidents."""
-    from atalaia import store
-    from storage.engine import transaction
-    from storage.labels import labels_overlapping
-    from storage.monitors import monitor_id
+    from atalaia.queries import label_listing
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
-    with transaction(store.require_current(settings.store_url)) as session:
-        identifier = monitor_id(session, config.name)
-        rows = (
-            []
-            if identifier is None
-            else labels_overlapping(
-                session,
-                identifier,
-                datetime.min.replace(tzinfo=UTC),
-                datetime.max.replace(tzinfo=UTC),
-            )
-        )
+    rows = label_listing(settings, config.name)
     if as_json:
         fields = ("id", "entity", "start_ts", "end_ts", "kind", "note", "created_at")
         _print_json([{name: getattr(label, name) for name in fields} for label in rows])
@@ -534,16 +518,11 @@ Reason = Annotated[str, typer.Option(help="why, recorded with the change")]
 @user_errors
 def models_list(monitor: MonitorArg, as_json: AsJson = False) -> None:
     """List a monitor's model versions, newest first, with status and reason."""
-    from atalaia import store
-    from storage.engine import transaction
-    from storage.monitors import monitor_id
-    from storage.registry import list_models
+    from atalaia.queries import model_listing
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
-    with transaction(store.require_current(settings.store_url)) as session:
-        identifier = monitor_id(session, config.name)
-        versions = list_models(session, identifier) if identifier is not None else []
+    versions = model_listing(settings, config.name)
     if not versions:
         raise NotFoundError(f"monitor {config.name}: no model version yet; run train first")
     if as_json:
@@ -569,20 +548,13 @@ def models_list(monitor: MonitorArg, as_json: AsJson = False) -> None:
 @user_errors
 def models_show(monitor: MonitorArg, version: Version) -> None:
     """Show one version's lineage, calibration and evaluation."""
-    from atalaia import store
     from atalaia.artifacts import bound_settings_of
+    from atalaia.queries import stored_model
     from atalaia.representation import CHOSEN, chosen_text
-    from storage.engine import transaction
-    from storage.monitors import monitor_id
-    from storage.registry import find_model
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
-    with transaction(store.require_current(settings.store_url)) as session:
-        identifier = monitor_id(session, config.name)
-        model = find_model(session, identifier, version) if identifier is not None else None
-    if model is None:
-        raise NotFoundError(f"monitor {config.name}: no model version {version}")
+    model = stored_model(settings, config.name, version)
     bound = bound_settings_of(model.artifact_path)
     fields = {
         "status": f"{model.status}: {model.status_reason}",
@@ -621,7 +593,7 @@ def models_promote(
     """Make a version the champion; the current champion is retired."""
     from atalaia import jobs
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
     change = jobs.promote_version(config, version, reason, settings=settings)
     console.print(
@@ -636,7 +608,7 @@ def models_rollback(monitor: MonitorArg, reason: Reason = "rolled back by hand")
     """Retire the champion and restore the version it replaced."""
     from atalaia import jobs
 
-    settings = Settings.from_env()
+    settings = _settings()
     config = _monitor(monitor, settings)
     change = jobs.rollback(config, reason, settings=settings)
     console.print(
@@ -700,9 +672,9 @@ def _evaluation_table(report: Any, frame: Any, title: str) -> Table:
 
 
 def _print_demo(report: Any, settings: Settings) -> None:
-    from atalaia import demo_data, store
-    from storage.batches import quarantine_rows
-    from storage.engine import redact, transaction
+    from atalaia import demo_data
+    from atalaia.queries import quarantined as quarantined_rows
+    from storage.engine import redact
 
     monitor, trained = report.monitor, report.trained
     console.print(f"[bold]Monitor[/] {monitor.name}: {monitor.description}")
@@ -718,12 +690,8 @@ def _print_demo(report: Any, settings: Settings) -> None:
         f"[bold]Ingested[/] {len(report.ingested)} daily batches: {landed} rows landed, "
         f"{sum(r.quarantined for r in quarantined)} quarantined"
     )
-    with transaction(store.engine(settings.store_url)) as session:
-        for result in quarantined:
-            for row in quarantine_rows(session, result.batch_id):
-                console.print(
-                    f"  quarantined {Path(row.source).name} row {row.row_number}: {row.reason}"
-                )
+    for row in quarantined_rows(settings, [result.batch_id for result in quarantined]):
+        console.print(f"  quarantined {Path(row.source).name} row {row.row_number}: {row.reason}")
     console.print(
         f"[bold]Trained[/] version {trained.version} ({trained.detector}, {trained.status}) on "
         f"{trained.baseline_start:%Y-%m-%d} .. {trained.baseline_end:%Y-%m-%d}: "

@@ -538,8 +538,11 @@ def _expand(value: Any, env: dict[str, str], origin: Path) -> Any:
     return value
 
 
-def load_monitor(path: str | Path) -> Monitor:
-    """Read and validate one monitor file; a bad file raises ConfigError naming file and field."""
+def load_monitor(path: str | Path, home: Path | None = None) -> Monitor:
+    """Read and validate one monitor file; a bad file raises ConfigError naming file and field.
+
+    ``${ATALAIA_HOME}`` in the file is ``home`` (the settings' home; default: read from the
+    environment), made absolute."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -553,7 +556,8 @@ def load_monitor(path: str | Path) -> Monitor:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     raw.setdefault("name", path.stem)
-    env = {**os.environ, "ATALAIA_HOME": str(Settings.from_env().home.resolve())}
+    home = Settings.from_env().home if home is None else home
+    env = {**os.environ, "ATALAIA_HOME": str(home.resolve())}
     data = _expand(raw, env, path)
     try:
         monitor = Monitor.model_validate(data)
@@ -600,21 +604,58 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return [model for inner in get_args(annotation) for model in _models_in(inner)]
 
 
-def load_monitors(folder: str | Path) -> dict[str, Monitor]:
+def monitor_files(
+    folder: str | Path, home: Path | None = None
+) -> dict[Path, Monitor | ConfigError]:
+    """Every ``*.yaml`` monitor file in ``folder``, sorted, with its monitor or the reason it
+    cannot be loaded (a name that an earlier file defines included); one bad file does not
+    hide the others."""
+    found: dict[Path, Monitor | ConfigError] = {}
+    names: dict[str, Path] = {}
+    for path in sorted(Path(folder).glob("*.y*ml")):
+        try:
+            monitor = load_monitor(path, home)
+        except ConfigError as exc:  # its message names the file and the field
+            found[path] = exc
+            continue
+        except Exception as exc:  # not the file's fault, but still only this file's
+            found[path] = ConfigError(f"{path}: {type(exc).__name__}: {exc}")
+            continue
+        if monitor.name in names:
+            earlier = names[monitor.name]
+            found[path] = ConfigError(
+                f"{path}: name: monitor {monitor.name!r} is already defined in {earlier}"
+            )
+            continue
+        names[monitor.name] = path
+        found[path] = monitor
+    return found
+
+
+def load_monitors(folder: str | Path, home: Path | None = None) -> dict[str, Monitor]:
     """Read every ``*.yaml`` monitor in ``folder``, keyed by name; the first bad file raises."""
     monitors: dict[str, Monitor] = {}
-    for path in sorted(Path(folder).glob("*.y*ml")):
-        monitor = load_monitor(path)
-        if monitor.name in monitors:
-            raise ConfigError(f"{path}: name: monitor {monitor.name!r} is defined twice")
+    for monitor in monitor_files(folder, home).values():
+        if isinstance(monitor, ConfigError):
+            raise monitor
         monitors[monitor.name] = monitor
     return monitors
 
 
-def find_monitor(folder: str | Path, name: str) -> Monitor:
+def find_monitor(folder: str | Path, name: str, home: Path | None = None) -> Monitor:
     """Return the monitor called ``name`` from ``folder``."""
-    monitors = load_monitors(folder)
+    monitors = load_monitors(folder, home)
     if name not in monitors:
         known = ", ".join(monitors) or "none"
         raise ConfigError(f"{folder}: no monitor named {name!r} (known: {known})")
     return monitors[name]
+
+
+# The jobs of a monitor that have an Airflow DAG (``dags/atalaia_dags.py``).
+MONITOR_DAGS = ("score", "retrain")
+
+
+def dag_id(name: str, job: str) -> str:
+    """The id of the Airflow DAG that runs ``job`` (a job of ``MONITOR_DAGS``, or
+    ``invalid`` for a monitor file that cannot be loaded) for the monitor ``name``."""
+    return f"atalaia__{name}__{job}"

@@ -13,11 +13,9 @@ from datetime import datetime, timedelta
 
 from atalaia import demo_data, jobs, store
 from atalaia.config import Monitor, find_monitor
-from atalaia.queries import events_as_scored
+from atalaia.queries import events_as_scored, monitor_key, reading
 from atalaia.settings import Settings
-from storage.engine import transaction
 from storage.models import EventRow
-from storage.monitors import monitor_id
 
 MONITOR = "demo"
 
@@ -43,9 +41,9 @@ def days(first: int, count: int) -> list[tuple[datetime, datetime]]:
 
 def run_demo(settings: Settings, step: Callable[[str], None] = lambda _: None) -> DemoReport:
     """Generate the data and run ingest, train and score over it; ``step`` hears progress."""
-    monitor = find_monitor(settings.monitors_dir, MONITOR)
+    monitor = find_monitor(settings.monitors_dir, MONITOR, settings.home)
     demo_data.write_files(settings.home / "sources" / MONITOR)
-    store.upgrade(settings.store_url)
+    store.upgrade(settings.store_url, settings.connect_timeout)
     step("data written, store ready")
 
     baseline = days(0, demo_data.BASELINE_DAYS)
@@ -62,8 +60,8 @@ def run_demo(settings: Settings, step: Callable[[str], None] = lambda _: None) -
         scored.append(jobs.score(monitor, start, end, settings=settings))
         step(f"scored {start:%Y-%m-%d}")
 
-    with transaction(store.engine(settings.store_url)) as session:
-        identifier = monitor_id(session, MONITOR)
+    with reading(settings) as session:
+        identifier = monitor_key(session, MONITOR)
         found = events_as_scored(session, identifier, scored[0].start, scored[-1].end)
         events = [event for event, _ in found]
     return DemoReport(monitor, ingested, trained, scored, events)

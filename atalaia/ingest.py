@@ -45,7 +45,8 @@ def ingest_interval(
     An interval with no source row at all raises EmptyBatchError; one whose rows were all
     rejected is recorded (with 0 accepted rows) so the quarantine keeps them.
     """
-    validated = validate(read_interval(monitor, start, end), monitor, start, end)
+    raw = read_interval(monitor, start, end, settings.connect_timeout)
+    validated = validate(raw, monitor, start, end)
     if validated.accepted.empty and not validated.quarantined:
         raise EmptyBatchError(f"monitor {monitor.name}: the source has no rows in [{start}, {end})")
     path = batch_path(settings.landing_dir, monitor.name, start, end)
@@ -63,13 +64,13 @@ def ingest_interval(
     return LandedBatch(batch_id, len(validated.accepted), len(validated.quarantined), path)
 
 
-def arrived_rows(monitor: Monitor, start: datetime, end: datetime) -> int:
+def arrived_rows(monitor: Monitor, start: datetime, end: datetime, settings: Settings) -> int:
     """How many source rows have a timestamp in ``[start, end)`` so far; lands nothing.
 
     A source whose files are not there yet (no file matches) holds none.
     """
     try:
-        raw = read_interval(monitor, start, end)
+        raw = read_interval(monitor, start, end, settings.connect_timeout)
     except NoSourceFilesError:
         return 0
     return rows_in_interval(raw, monitor, start, end)

@@ -39,6 +39,7 @@ from atalaia.ingest import arrived_rows as ingest_arrived_rows
 from atalaia.ingest import ingest_interval
 from atalaia.landing import read_batch, read_batch_pieces
 from atalaia.processes import Heartbeat, abandon_stale, this_host
+from atalaia.queries import resolve_model
 from atalaia.representation import (
     as_trained,
     bound_settings,
@@ -180,11 +181,8 @@ class _Run:
     figures: dict[str, float] = field(default_factory=dict)
 
 
-def ingest(
-    monitor: Monitor, start: datetime, end: datetime, *, settings: Settings | None = None
-) -> IngestResult:
+def ingest(monitor: Monitor, start: datetime, end: datetime, *, settings: Settings) -> IngestResult:
     """Read ``[start, end)`` from the monitor's source, land accepted rows, quarantine the rest."""
-    settings = settings or Settings.from_env()
     start, end = _interval(start, end)
     with _recorded(settings, monitor, "ingest", start, end) as run:
         with transaction(run.store) as session:
@@ -204,13 +202,12 @@ def train(
     monitor: Monitor,
     baseline: tuple[datetime, datetime] | None = None,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> TrainResult:
     """Train and calibrate a new model version on ``baseline`` (default: the monitor's policy).
 
     The first version of a monitor becomes its champion; later ones stay candidates.
     """
-    settings = settings or Settings.from_env()
     start, end = _interval(*baseline) if baseline else (None, None)
     with _recorded(settings, monitor, "train", start, end) as run:
         with transaction(run.store) as session:
@@ -241,7 +238,7 @@ def score(
     start: datetime,
     end: datetime,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     partition: Partition | None = None,
 ) -> ScoreResult:
     """Score the landed batch ``[start, end)`` with the champion; write scores and events.
@@ -253,7 +250,6 @@ def score(
     the model version it names, as a ``score_partition`` run that exports no metrics; events
     and the batch's ``score`` run are left to ``finish_scoring``, once every partition is in.
     """
-    settings = settings or Settings.from_env()
     start, end = _interval(start, end)
     job = "score" if partition is None else "score_partition"
     with _recorded(settings, monitor, job, start, end, export=partition is None) as run:
@@ -312,17 +308,17 @@ def score(
     return _delivered(settings, run, monitor, model, (start, end), tally, events)
 
 
-def arrived_rows(monitor: Monitor, start: datetime, end: datetime) -> int:
+def arrived_rows(monitor: Monitor, start: datetime, end: datetime, *, settings: Settings) -> int:
     """How many source rows ``[start, end)`` holds so far (0: its data has not arrived yet).
 
     Reads the source only: lands, records and exports nothing, so it can be asked often.
     """
     start, end = _interval(start, end)
-    return ingest_arrived_rows(monitor, start, end)
+    return ingest_arrived_rows(monitor, start, end, settings)
 
 
 def plan_scoring(
-    monitor: Monitor, start: datetime, end: datetime, *, settings: Settings | None = None
+    monitor: Monitor, start: datetime, end: datetime, *, settings: Settings
 ) -> list[Partition]:
     """Split the landed batch ``[start, end)`` into entity partitions for the champion.
 
@@ -330,9 +326,8 @@ def plan_scoring(
     champion's version, so every partition of a batch is scored by the same model even if
     a promotion happens meanwhile. A monitor without entities is one partition.
     """
-    settings = settings or Settings.from_env()
     start, end = _interval(start, end)
-    with transaction(require_current(settings.store_url)) as session:
+    with transaction(require_current(settings.store_url, settings.connect_timeout)) as session:
         identifier = stored_monitor_id(session, monitor.name)
         if identifier is None:
             raise NotFoundError(f"monitor {monitor.name}: nothing ingested yet; run ingest first")
@@ -352,10 +347,9 @@ def finish_scoring(
     end: datetime,
     model_version: int,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> ScoreResult:
     """Rebuild the events of a batch scored in partitions; record and export its score run."""
-    settings = settings or Settings.from_env()
     start, end = _interval(start, end)
     with _recorded(settings, monitor, "score", start, end) as run:
         with transaction(run.store) as session:
@@ -392,14 +386,7 @@ def _scoring_model(
     session: Session, monitor: Monitor, monitor_id: int, version: int | None = None
 ) -> ModelRow:
     """The champion, or version ``version`` when a partitioned batch pinned one."""
-    if version is None:
-        model = champion(session, monitor_id)
-        if model is None:
-            raise NotFoundError(f"monitor {monitor.name}: no champion model; run train first")
-    else:
-        model = find_model(session, monitor_id, version)
-        if model is None:
-            raise NotFoundError(f"monitor {monitor.name}: no model version {version}")
+    model = resolve_model(session, monitor.name, monitor_id, version)
     if list(model.features) != list(monitor.features):
         raise AtalaiaError(
             f"monitor {monitor.name}: version {model.version} was trained on "
@@ -512,9 +499,7 @@ def _score_figures(
     }
 
 
-def retrain(
-    monitor: Monitor, *, settings: Settings | None = None, after_drift: bool = False
-) -> RetrainResult:
+def retrain(monitor: Monitor, *, settings: Settings, after_drift: bool = False) -> RetrainResult:
     """Train a candidate on recent batches; promote it when it is better than the champion by
     ``retraining.min_improvement``, or, with ``after_drift`` (drift required the retraining),
     when it is not worse.
@@ -527,7 +512,6 @@ def retrain(
     """
     from atalaia.promotion import Contender, compare, retraining_ranges
 
-    settings = settings or Settings.from_env()
     with _recorded(settings, monitor, "retrain", None, None) as run:
         with transaction(run.store) as session:
             ranges = retraining_ranges(session, monitor, run.monitor_id)
@@ -583,15 +567,12 @@ def retrain(
     )
 
 
-def check_drift(
-    monitor: Monitor, until: datetime, *, settings: Settings | None = None
-) -> DriftResult:
+def check_drift(monitor: Monitor, until: datetime, *, settings: Settings) -> DriftResult:
     """Compare the champion's scores of the ``drift.window`` before ``until`` with its
     calibration scores (see ``atalaia.drift``); export the verdict as metrics.
     """
     from atalaia import drift  # scipy.stats: loaded only by the jobs that need it
 
-    settings = settings or Settings.from_env()
     until = as_utc(until)
     start = until - monitor.drift.window_length
     with _recorded(settings, monitor, "drift", start, until) as run:
@@ -626,10 +607,9 @@ def check_drift(
 
 
 def promote_version(
-    monitor: Monitor, version: int, reason: str, *, settings: Settings | None = None
+    monitor: Monitor, version: int, reason: str, *, settings: Settings
 ) -> RegistryChange:
     """Make version ``version`` the champion by hand, whatever its evaluation said."""
-    settings = settings or Settings.from_env()
     with _recorded(settings, monitor, "promote", None, None) as run:
         with transaction(run.store) as session:
             if find_model(session, run.monitor_id, version) is None:
@@ -644,9 +624,8 @@ def promote_version(
     return RegistryChange(monitor.name, model.version, model.previous_champion, reason)
 
 
-def rollback(monitor: Monitor, reason: str, *, settings: Settings | None = None) -> RegistryChange:
+def rollback(monitor: Monitor, reason: str, *, settings: Settings) -> RegistryChange:
     """Retire the champion and restore the version it replaced."""
-    settings = settings or Settings.from_env()
     with _recorded(settings, monitor, "rollback", None, None) as run:
         with transaction(run.store) as session:
             replaced = champion(session, run.monitor_id)
@@ -749,7 +728,7 @@ def _recorded(
     and exports nothing: a mistake in the command is not a failure of the job.
     ``export=False`` leaves a success's metrics to a later job (a failure is still exported).
     """
-    store = require_current(settings.store_url)
+    store = require_current(settings.store_url, settings.connect_timeout)
     abandon_stale(settings, store)
     with transaction(store) as session:
         monitor_id = ensure_monitor(session, monitor.name, monitor.stored_config())

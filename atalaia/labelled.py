@@ -14,12 +14,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from atalaia.errors import AtalaiaError, NotFoundError
+from atalaia.errors import AtalaiaError
 from atalaia.training import Span, inside_spans
 from storage.labels import labels_overlapping
 from storage.models import ModelRow
-from storage.monitors import monitor_id
-from storage.registry import champion, find_model
 from storage.scores import read_scores
 
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
@@ -52,21 +50,6 @@ def read_labelled_file(
     return pd.DataFrame(
         {name: frame[column].to_numpy() for name, column in wanted.items() if column}
     ).drop(columns="time", errors="ignore")
-
-
-def model_version(session: Session, monitor: str, version: int | None) -> ModelRow:
-    """The monitor's model ``version``, or its champion when None."""
-    identifier = monitor_id(session, monitor)
-    if identifier is None:
-        raise NotFoundError(f"monitor {monitor}: nothing stored yet")
-    if version is None:
-        model = champion(session, identifier)
-    else:
-        model = find_model(session, identifier, version)
-    if model is None:
-        wanted = "a champion" if version is None else f"version {version}"
-        raise NotFoundError(f"monitor {monitor}: no model {wanted}")
-    return model
 
 
 def stored_labelled_scores(

@@ -1,6 +1,10 @@
-"""Reads of the store for people: what was found, as it was scored; and the on-call page's
-monitors, swimlanes, events and model versions (``atalaia.airflow_plugin``), as JSON-ready
-values (times as ISO 8601 UTC).
+"""The read side of the store: every read outside the jobs goes through here.
+
+``reading(settings)`` opens the session a reader (the CLI, the report, the Python API, the
+on-call page) reads in. Here are which model version a reader means (``resolve_model``: this
+version or the champion), what was found as it was scored, the CLI's listings, the report's
+data, the labelled scores to evaluate, and the on-call page's monitors, swimlanes, events and
+model versions (``atalaia.airflow_plugin``), as JSON-ready values (times as ISO 8601 UTC).
 
 A batch may have been scored by more than one model version (scored, then a new champion
 promoted and the batch scored again). **The version that scored a batch** is the model of
@@ -17,6 +21,9 @@ for PostgreSQL; ``tests/test_docker_files.py`` checks that both give the same ev
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,15 +31,71 @@ import pandas as pd
 from sqlalchemy import Row, Select, and_, exists, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from atalaia import store
 from atalaia.attribution import stored_shares
 from atalaia.config import Monitor
 from atalaia.errors import NotFoundError
-from storage.batches import batches_overlapping
+from atalaia.labelled import stored_labelled_scores
+from atalaia.settings import Settings
+from storage.batches import batches_overlapping, quarantine_rows
+from storage.engine import transaction
+from storage.events import events_overlapping
 from storage.labels import labels_overlapping
-from storage.models import BatchRow, EventRow, LabelRow, ModelRow, MonitorRow, RunRow, ScoreRow
-from storage.registry import champion, list_models
+from storage.models import (
+    BatchRow,
+    EventRow,
+    LabelRow,
+    ModelRow,
+    MonitorRow,
+    QuarantineRow,
+    RunRow,
+    ScoreRow,
+)
+from storage.monitors import monitor_id
+from storage.registry import champion, find_model, list_models
 from storage.scores import COLUMNS as SCORE_COLUMNS
-from storage.scores import scores_as_frame
+from storage.scores import read_scores, scores_as_frame
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[Session]:
+    """A session on the settings' store, at the current schema, to read in."""
+    engine = store.require_current(settings.store_url, settings.connect_timeout)
+    with transaction(engine) as session:
+        yield session
+
+
+# -- which model version --------------------------------------------------------------
+
+
+def monitor_key(session: Session, name: str) -> int:
+    """The monitor's id in the store; NotFoundError when no job has run for it yet."""
+    identifier = monitor_id(session, name)
+    if identifier is None:
+        raise NotFoundError(f"monitor {name}: no job has run for it yet")
+    return identifier
+
+
+def resolve_model(
+    session: Session, monitor: str, identifier: int, version: int | None = None
+) -> ModelRow:
+    """Version ``version`` of the monitor (``identifier`` its id, ``monitor`` its name), or
+    its champion when None; NotFoundError when there is no such version."""
+    if version is None:
+        model = champion(session, identifier)
+        if model is None:
+            raise NotFoundError(f"monitor {monitor}: no champion model; run train first")
+    else:
+        model = find_model(session, identifier, version)
+        if model is None:
+            raise NotFoundError(f"monitor {monitor}: no model version {version}")
+    return model
+
+
+def model_version(session: Session, monitor: str, version: int | None = None) -> ModelRow:
+    """The monitor's model ``version``, or its champion when None (``resolve_model``)."""
+    return resolve_model(session, monitor, monitor_key(session, monitor), version)
+
 
 # -- scores and events as scored (alerts, report, CLI, API) ------------------------------
 
@@ -137,6 +200,111 @@ def stored_events(
     )
     by_key = {(row.entity, row.start_ts): row for row in rows}
     return [by_key[key] for key in keys if key in by_key]
+
+
+# -- the command line's listings --------------------------------------------------------
+
+
+def event_listing(
+    settings: Settings,
+    monitor: str,
+    start: datetime,
+    end: datetime,
+    version: int | None = None,
+) -> list[Row[tuple[EventRow, int]]]:
+    """``events_as_scored`` of the monitor, checking first that ``version`` exists."""
+    with reading(settings) as session:
+        identifier = monitor_key(session, monitor)
+        if version is not None:
+            resolve_model(session, monitor, identifier, version)
+        return events_as_scored(session, identifier, start, end, version=version)
+
+
+def label_listing(settings: Settings, monitor: str) -> list[LabelRow]:
+    """Every label of the monitor, oldest first (none when no job has run for it)."""
+    with reading(settings) as session:
+        identifier = monitor_id(session, monitor)
+        if identifier is None:
+            return []
+        whole = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+        return labels_overlapping(session, identifier, *whole)
+
+
+def model_listing(settings: Settings, monitor: str) -> list[ModelRow]:
+    """Every model version of the monitor, newest first (none when no job has run for it)."""
+    with reading(settings) as session:
+        identifier = monitor_id(session, monitor)
+        return [] if identifier is None else list_models(session, identifier)
+
+
+def stored_model(settings: Settings, monitor: str, version: int | None = None) -> ModelRow:
+    """The monitor's model ``version``, or its champion when None (``model_version``)."""
+    with reading(settings) as session:
+        return model_version(session, monitor, version)
+
+
+def quarantined(settings: Settings, batch_ids: list[int]) -> list[QuarantineRow]:
+    """The quarantined rows of these batches, batch by batch."""
+    with reading(settings) as session:
+        return [row for batch in batch_ids for row in quarantine_rows(session, batch)]
+
+
+def labelled_scores(
+    settings: Settings,
+    monitor: str,
+    version: int | None,
+    start: datetime,
+    end: datetime,
+    label_kind: str = "incident",
+) -> tuple[ModelRow, pd.DataFrame]:
+    """The model ``version`` (default: the champion) and its stored scores of ``[start,
+    end)`` labelled by the monitor's labels of ``label_kind`` (``labelled``)."""
+    with reading(settings) as session:
+        model = model_version(session, monitor, version)
+        return model, stored_labelled_scores(session, model, start, end, label_kind)
+
+
+# -- the report's data -----------------------------------------------------------------
+
+
+@dataclass
+class ScoredPeriod:
+    """What a report shows of ``[start, end)``: the versions whose scores are shown, their
+    scores (``read_scores``' layout plus ``version``), their events, and the landed batches
+    that overlap the period."""
+
+    models: list[ModelRow]
+    scores: pd.DataFrame
+    events: list[EventRow]
+    batches: list[BatchRow]
+
+
+def scored_period(
+    settings: Settings, monitor: str, start: datetime, end: datetime, version: int | None = None
+) -> ScoredPeriod:
+    """The scores and events of ``[start, end)`` as scored (or all of ``version``'s), and
+    its batches; NotFoundError when nothing was scored in it."""
+    period = f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC"
+    with reading(settings) as session:
+        identifier = monitor_key(session, monitor)
+        if version is None:
+            models = scoring_versions(session, identifier, start, end)
+            scores = scores_as_scored(session, identifier, start, end)
+            events = [event for event, _ in events_as_scored(session, identifier, start, end)]
+            if scores.empty:
+                raise NotFoundError(f"monitor {monitor}: nothing was scored in {period}")
+        else:
+            model = resolve_model(session, monitor, identifier, version)
+            models = [model]
+            scores = read_scores(session, identifier, start, end, model_id=model.id)
+            scores["version"] = model.version
+            events = events_overlapping(session, identifier, start, end, model_id=model.id)
+            if scores.empty:
+                raise NotFoundError(
+                    f"monitor {monitor}: version {version} scored nothing in {period}"
+                )
+        batches = batches_overlapping(session, identifier, start, end)
+    return ScoredPeriod(models, scores, events, batches)
 
 
 # -- the on-call page -------------------------------------------------------------------

@@ -23,21 +23,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from atalaia import store
 from atalaia.attribution import shares_text, stored_shares
 from atalaia.config import Monitor
-from atalaia.errors import AtalaiaError, NotFoundError
+from atalaia.errors import AtalaiaError
 from atalaia.landing import read_batch
-from atalaia.queries import events_as_scored, scores_as_scored, scoring_versions
+from atalaia.queries import scored_period
 from atalaia.settings import Settings
 from atalaia.validation import entity_keys
-from storage.batches import batches_overlapping
-from storage.engine import transaction
-from storage.events import events_overlapping
 from storage.models import EventRow, ModelRow
-from storage.monitors import monitor_id
-from storage.registry import find_model
-from storage.scores import read_scores
 
 # Feature panels drawn per entity; with more features, those most named by its events first.
 MAX_FEATURE_PANELS = 8
@@ -68,34 +61,11 @@ def load_report_data(
     version: int | None = None,
 ) -> ReportData:
     """Read the scores and events as scored (or of ``version``) and the landed rows."""
-    with transaction(store.require_current(settings.store_url)) as session:
-        identifier = monitor_id(session, monitor.name)
-        if identifier is None:
-            raise NotFoundError(f"monitor {monitor.name}: no job has run for it yet")
-        period = f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC"
-        if version is None:
-            models = scoring_versions(session, identifier, start, end)
-            scores = scores_as_scored(session, identifier, start, end)
-            events = [event for event, _ in events_as_scored(session, identifier, start, end)]
-            if scores.empty:
-                raise NotFoundError(f"monitor {monitor.name}: nothing was scored in {period}")
-        else:
-            model = find_model(session, identifier, version)
-            if model is None:
-                raise NotFoundError(f"monitor {monitor.name}: no model version {version}")
-            models = [model]
-            scores = read_scores(session, identifier, start, end, model_id=model.id)
-            scores["version"] = model.version
-            events = events_overlapping(session, identifier, start, end, model_id=model.id)
-            if scores.empty:
-                raise NotFoundError(
-                    f"monitor {monitor.name}: version {version} scored nothing in {period}"
-                )
-        batches = batches_overlapping(session, identifier, start, end)
-    by_id = {model.id: model for model in models}
-    data = ReportData(monitor, start, end, by_id, scores, events, values=None)
+    found = scored_period(settings, monitor.name, start, end, version)
+    by_id = {model.id: model for model in found.models}
+    data = ReportData(monitor, start, end, by_id, found.scores, found.events, values=None)
     frames = []
-    for batch in batches:
+    for batch in found.batches:
         try:
             frames.append(read_batch(batch.landing_path, batch.content_sha256))
         except AtalaiaError as exc:

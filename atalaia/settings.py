@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,43 @@ class Settings:
             chunk_rows=_count(env, "ATALAIA_CHUNK_ROWS", DEFAULT_CHUNK_ROWS),
             blas_threads=_count(env, "ATALAIA_BLAS_THREADS", 1, default_word="default"),
         )
+
+    def with_store(self, connection: Any) -> Settings:
+        """These settings with the store of an Airflow connection (``conn_type``, ``host``,
+        ``port``, ``login``, ``password`` and ``schema``; see ``connection_url``)."""
+        url = connection_url(
+            connection.conn_type,
+            connection.host,
+            connection.port,
+            connection.login,
+            connection.password,
+            connection.schema,
+        )
+        return replace(self, store_url=url)
+
+
+def connection_url(
+    conn_type: str | None,
+    host: str | None,
+    port: int | None,
+    login: str | None,
+    password: str | None,
+    schema: str | None,
+) -> str:
+    """The SQLAlchemy URL of a connection's fields.
+
+    ``postgres`` connections use psycopg 3; a ``sqlite`` connection names the database file
+    in its host (or, written as a URI ``sqlite:////path``, in its schema).
+    """
+    from sqlalchemy.engine import URL
+
+    if conn_type == "sqlite":
+        return URL.create("sqlite", database=host or schema).render_as_string(hide_password=False)
+    driver = "postgresql+psycopg" if conn_type in ("postgres", "postgresql") else conn_type
+    url = URL.create(
+        driver or "", username=login, password=password, host=host, port=port, database=schema
+    )
+    return url.render_as_string(hide_password=False)
 
 
 def _seconds(env: Any, name: str, default: float) -> float:

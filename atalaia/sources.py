@@ -22,25 +22,29 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from atalaia.config import FileSource, Monitor, SqlSource, as_utc
 from atalaia.errors import NoSourceFilesError, SourceError
-from atalaia.settings import Settings
-from storage.engine import connect_args, first_line, redact
+from storage.engine import DEFAULT_CONNECT_TIMEOUT, connect_args, first_line, redact
 
 SOURCE = "_source"
 ROW = "_row"
 
 
-def read_interval(monitor: Monitor, start: datetime, end: datetime) -> pd.DataFrame:
+def read_interval(
+    monitor: Monitor,
+    start: datetime,
+    end: datetime,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> pd.DataFrame:
     """All source rows of ``monitor`` that may fall in ``[start, end)``, with their origin.
 
     File sources return the rows of every matching file (timestamps are parsed and filtered
     later, so unparsable ones can be quarantined), except that a Parquet file's row groups
     whose typed timestamps all lie outside the interval (by the file's own statistics, and
     with none missing) are not read at all, so a backfill reads each row group about once;
-    SQL sources filter in the query.
+    SQL sources filter in the query; their server gets ``connect_timeout`` seconds to answer.
     """
     if isinstance(monitor.source, FileSource):
         return _read_files(monitor.source, monitor.timestamp, start, end)
-    return _read_sql(monitor, monitor.source, start, end)
+    return _read_sql(monitor, monitor.source, start, end, connect_timeout)
 
 
 def _read_files(source: FileSource, timestamp: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -117,8 +121,9 @@ def _may_hold(group: pq.RowGroupMetaData, timestamp: str, start: datetime, end: 
     return True
 
 
-def _read_sql(monitor: Monitor, source: SqlSource, start: datetime, end: datetime) -> pd.DataFrame:
-    timeout = Settings.from_env().connect_timeout
+def _read_sql(
+    monitor: Monitor, source: SqlSource, start: datetime, end: datetime, timeout: float
+) -> pd.DataFrame:
     engine = create_engine(source.url, connect_args=connect_args(source.url, timeout))
     try:
         with engine.connect() as connection:

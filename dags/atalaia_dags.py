@@ -59,7 +59,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from atalaia.config import Monitor, as_utc, duration, load_monitor
+from atalaia.config import Monitor, as_utc, dag_id, duration, monitor_files
 from atalaia.errors import ConfigError
 from atalaia.settings import Settings
 
@@ -101,51 +101,17 @@ def drift_asset(monitor: str) -> Asset:
     return Asset(name=f"atalaia__{monitor}__drift", uri=f"atalaia://{monitor}/drift")
 
 
-def store_url(
-    conn_type: str | None,
-    host: str | None,
-    port: int | None,
-    login: str | None,
-    password: str | None,
-    schema: str | None,
-) -> str:
-    """The SQLAlchemy URL of an Airflow connection's fields.
-
-    ``postgres`` connections use psycopg 3; a ``sqlite`` connection names the database file
-    in its host (or, written as a URI ``sqlite:////path``, in its schema).
-    """
-    from sqlalchemy.engine import URL
-
-    if conn_type == "sqlite":
-        return URL.create("sqlite", database=host or schema).render_as_string(hide_password=False)
-    driver = "postgresql+psycopg" if conn_type in ("postgres", "postgresql") else conn_type
-    url = URL.create(
-        driver or "", username=login, password=password, host=host, port=port, database=schema
-    )
-    return url.render_as_string(hide_password=False)
-
-
 def settings() -> Settings:
-    """``ATALAIA_*`` settings, with the store of the ``atalaia_store`` connection if defined."""
-    from dataclasses import replace
-
+    """``ATALAIA_*`` settings, with the store of the ``atalaia_store`` connection if defined;
+    each task reads them once and passes them to its job."""
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     found = Settings.from_env()
     try:
-        connection = Connection.get(STORE_CONNECTION)
+        return found.with_store(Connection.get(STORE_CONNECTION))
     except AirflowNotFoundException:
         return found
-    url = store_url(
-        connection.conn_type,
-        connection.host,
-        connection.port,
-        connection.login,
-        connection.password,
-        connection.schema,
-    )
-    return replace(found, store_url=url)
 
 
 @contextmanager
@@ -206,7 +172,7 @@ def score_dag(monitor: Monitor) -> DAG:
     delay = duration(monitor.schedule.max_data_delay)
 
     @dag(
-        dag_id=f"atalaia__{name}__score",
+        dag_id=dag_id(name, "score"),
         description=f"Score {name}: ingest, score, events, drift check",
         schedule=CronDataIntervalTimetable(monitor.schedule.score, timezone="UTC"),
         start_date=start,
@@ -251,7 +217,8 @@ def score_dag(monitor: Monitor) -> DAG:
             start, end = bounds(interval)
             deadline = end + delay
             try:
-                rows, problem = jobs.arrived_rows(monitor, start, end), "no source rows"
+                rows = jobs.arrived_rows(monitor, start, end, settings=settings())
+                problem = "no source rows"
             except SourceError as exc:  # a database that is down, a file half written
                 rows, problem = 0, str(exc)
             if rows:
@@ -435,7 +402,7 @@ def retrain_dag(monitor: Monitor) -> DAG:
         schedule = AssetOrTimeSchedule(timetable=timetable, assets=[drift])
 
     @dag(
-        dag_id=f"atalaia__{name}__retrain",
+        dag_id=dag_id(name, "retrain"),
         description=f"Retrain {name} on recent batches; promote the candidate if not worse",
         schedule=schedule,
         start_date=monitor.schedule.start or monitor.baseline.end,
@@ -483,7 +450,7 @@ def invalid_monitor_dag(path: Path, message: str) -> DAG:
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)
 
     @dag(
-        dag_id=f"atalaia__{stem}__invalid",
+        dag_id=dag_id(stem, "invalid"),
         description=message[:200],
         schedule=None,
         start_date=None,
@@ -504,21 +471,16 @@ def invalid_monitor_dag(path: Path, message: str) -> DAG:
 
 
 def monitor_dags(folder: Path) -> dict[str, DAG]:
-    """Every DAG of the monitor files in ``folder``, by id; a bad file gives its invalid DAG."""
+    """Every DAG of the monitor files in ``folder`` (``config.monitor_files``), by id; a bad
+    file gives its invalid DAG."""
     dags: dict[str, DAG] = {}
-    names: dict[str, Path] = {}
-    for path in sorted(folder.glob("*.y*ml")):
+    for path, monitor in monitor_files(folder).items():
         try:
-            monitor = load_monitor(path)
-            if monitor.name in names:
-                raise ConfigError(
-                    f"{path}: name: monitor {monitor.name!r} is already defined in "
-                    f"{names[monitor.name]}"
-                )
+            if isinstance(monitor, ConfigError):
+                raise monitor
             built = [score_dag(monitor), retrain_dag(monitor)]
             for made in built:
                 made.validate()  # a bad schedule, say, here rather than as the file's error
-            names[monitor.name] = path
         except ConfigError as exc:  # its message names the file and the field
             built = [invalid_monitor_dag(path, str(exc))]
         except Exception as exc:  # any error in one file must not hide the other monitors

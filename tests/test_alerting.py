@@ -364,7 +364,9 @@ def test_the_templates_render_the_demos_incidents(
 
     monkeypatch.setenv("ATALAIA_ALERTMANAGER_URL", "http://alerts:s3cret@127.0.0.1:34009")
     with pytest.raises(AtalaiaError) as raised:
-        jobs.score(servers, T_SERVERS + 11 * DAY, T_SERVERS + 12 * DAY)
+        jobs.score(
+            servers, T_SERVERS + 11 * DAY, T_SERVERS + 12 * DAY, settings=Settings.from_env()
+        )
     message = str(raised.value)
     assert "scores stored, events not posted" in message and "score again" in message
     assert "s3cret" not in message and "127.0.0.1:34009" in message

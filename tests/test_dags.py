@@ -8,7 +8,6 @@ process, the way a worker would, against the monitor files and store set up here
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from atalaia import demo_data, jobs, store
 from atalaia.cli import app
 from atalaia.config import Monitor, as_utc, load_monitor
 from atalaia.metrics import textfile_path
-from atalaia.settings import Settings
+from atalaia.settings import Settings, connection_url
 from storage.batches import find_batch
 from storage.engine import transaction
 from storage.events import events_overlapping
@@ -188,15 +187,10 @@ def test_parsing_the_dag_file_imports_nothing_heavy(airflow_home: Path) -> None:
 
 
 def test_the_store_connection_becomes_a_sqlalchemy_url(airflow_home: Path) -> None:
-    spec = importlib.util.spec_from_file_location("atalaia_dags", DAGS / "atalaia_dags.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    url = module.store_url("postgres", "db.example", 5432, "atalaia", "p@ss/w", "store")
+    url = connection_url("postgres", "db.example", 5432, "atalaia", "p@ss/w", "store")
     assert url == "postgresql+psycopg://atalaia:p%40ss%2Fw@db.example:5432/store"
-    assert (
-        module.store_url("sqlite", "/data/a.db", None, None, None, None) == "sqlite:////data/a.db"
-    )
-    assert module.store_url("sqlite", "", None, None, None, "/data/a.db") == "sqlite:////data/a.db"
+    assert connection_url("sqlite", "/data/a.db", None, None, None, None) == "sqlite:////data/a.db"
+    assert connection_url("sqlite", "", None, None, None, "/data/a.db") == "sqlite:////data/a.db"
 
 
 @dataclass

@@ -34,7 +34,8 @@ from atalaia import demo_data, jobs, store
 from atalaia.cli import app
 from atalaia.config import find_monitor
 from atalaia.evaluation import evaluate_scores
-from atalaia.labelled import model_version, stored_labelled_scores
+from atalaia.labelled import stored_labelled_scores
+from atalaia.queries import model_version
 from atalaia.settings import Settings
 from storage.engine import transaction
 from storage.models import LabelRow, ModelRow

@@ -29,6 +29,7 @@ import yaml
 from atalaia import jobs
 from atalaia.config import Monitor
 from atalaia.errors import NotFoundError
+from atalaia.settings import Settings
 from tests.conftest import REPO
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
@@ -183,15 +184,16 @@ def test_jobs_push_their_metrics_and_prometheus_holds_them_with_the_right_values
     servers: Monitor, monkeypatch: pytest.MonkeyPatch, pushgateway: str, prometheus: str
 ) -> None:
     use_pushgateway(monkeypatch, pushgateway)
+    settings = Settings.from_env()
     for n in range(3):
-        jobs.ingest(servers, *day(n))
-    trained = jobs.train(servers)
-    jobs.ingest(servers, *day(8))
+        jobs.ingest(servers, *day(n), settings=settings)
+    trained = jobs.train(servers, settings=settings)
+    jobs.ingest(servers, *day(8), settings=settings)
     before = time.time()
-    scored = jobs.score(servers, *day(8))
+    scored = jobs.score(servers, *day(8), settings=settings)
     after = time.time()
     # Day 9 holds the generator's two bad rows: the last ingest quarantines them.
-    ingested = jobs.ingest(servers, *day(9))
+    ingested = jobs.ingest(servers, *day(9), settings=settings)
     assert ingested.quarantined == 2
 
     query = '{__name__=~"atalaia_.+", monitor="servers"}'
@@ -243,17 +245,18 @@ def test_a_failed_run_keeps_the_last_success_and_the_failing_alert_fires(
     servers: Monitor, monkeypatch: pytest.MonkeyPatch, pushgateway: str, prometheus: str
 ) -> None:
     use_pushgateway(monkeypatch, pushgateway)
+    settings = Settings.from_env()
     for n in range(3):
-        jobs.ingest(servers, *day(n))
-    jobs.train(servers)
-    jobs.ingest(servers, *day(3))
-    jobs.score(servers, *day(3))
+        jobs.ingest(servers, *day(n), settings=settings)
+    jobs.train(servers, settings=settings)
+    jobs.ingest(servers, *day(3), settings=settings)
+    jobs.score(servers, *day(3), settings=settings)
     success = 'atalaia_last_success_timestamp_seconds{job="score"}'
     succeeded = wait_until("the score's success", lambda: series(prometheus, success))
     assert not firing(prometheus, "AtalaiaJobFailing")
 
     with pytest.raises(NotFoundError, match="run ingest first"):
-        jobs.score(servers, *day(4))
+        jobs.score(servers, *day(4), settings=settings)
 
     failure = 'atalaia_last_failure_timestamp_seconds{job="score"}'
     failed = wait_until("the score's failure", lambda: series(prometheus, failure))

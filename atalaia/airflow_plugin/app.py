@@ -9,7 +9,7 @@ and ``atalaia__<monitor>__retrain``): reading needs read access to them, writing
 cross-site form cannot send.
 
 The store is ``ATALAIA_STORE_URL`` (``atalaia.settings``) as the api-server's environment
-sets it.
+sets it, read once when the app is made.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 import detectors
 from atalaia import queries, store
-from atalaia.config import as_utc
+from atalaia.config import MONITOR_DAGS, as_utc, dag_id
 from atalaia.errors import AtalaiaError, NotFoundError
 from atalaia.settings import Settings
 from detectors import ArtifactError
@@ -43,8 +43,6 @@ from storage.engine import transaction
 
 log = logging.getLogger(__name__)
 User = Annotated[BaseUser, Depends(get_user)]
-# The DAGs of a monitor (``dags/atalaia_dags.py``); access to a monitor is access to them.
-MONITOR_DAGS = ("score", "retrain")
 ASSETS = {"page.js": "text/javascript", "page.css": "text/css"}
 # The swimlane's range when none is asked for: this much before the last scored step.
 DEFAULT_RANGE = timedelta(days=7)
@@ -63,19 +61,15 @@ class Reason(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-def dag_ids(monitor: str) -> list[str]:
-    """The Airflow DAGs of a monitor."""
-    return [f"atalaia__{monitor}__{job}" for job in MONITOR_DAGS]
-
-
 def may(user: BaseUser, method: Literal["GET", "PUT"], monitor: str) -> bool:
     """Whether Airflow's auth manager lets ``user`` read (GET) or edit (PUT) every DAG of
-    ``monitor``."""
+    ``monitor`` (``dags/atalaia_dags.py``): access to a monitor is access to them."""
     manager = get_auth_manager()
     teams = conf.getboolean("core", "multi_team", fallback=False)
-    for dag_id in dag_ids(monitor):
-        team = _team(dag_id) if teams else None
-        details = DagDetails(id=dag_id, team_name=team)
+    for job in MONITOR_DAGS:
+        name = dag_id(monitor, job)
+        team = _team(name) if teams else None
+        details = DagDetails(id=name, team_name=team)
         if not manager.is_authorized_dag(method=method, details=details, user=user):
             return False
     return True
@@ -96,30 +90,29 @@ def _require(user: BaseUser, method: Literal["GET", "PUT"], monitor: str) -> Non
 
 
 @contextmanager
-def _session() -> Iterator[Session]:
-    """A transaction on the store; the store's and the pipeline's errors as HTTP errors."""
+def _session(settings: Settings, *, write: bool = False) -> Iterator[Session]:
+    """A session on the store to read in (``queries.reading``), or with ``write`` one
+    transaction to write in; the store's and the pipeline's errors as HTTP errors."""
     try:
-        with transaction(store.require_current(Settings.from_env().store_url)) as session:
-            yield session
+        if write:
+            engine = store.require_current(settings.store_url, settings.connect_timeout)
+            with transaction(engine) as session:
+                yield session
+        else:
+            with queries.reading(settings) as session:
+                yield session
     except NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except (AtalaiaError, ArtifactError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
 
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """In the api-server only, before it serves: import what drill-downs need (the
-    explanation code, the detector classes of the champions), so the first drill-down does
-    not wait for it."""
-    _warm_up()
-    yield
-
-
-def _warm_up() -> None:
+def _warm_up(settings: Settings) -> None:
+    """Import what drill-downs need (the explanation code, the detector classes of the
+    champions), so the first drill-down does not wait for it."""
     try:
         importlib.import_module("atalaia.explain")
-        with transaction(store.require_current(Settings.from_env().store_url)) as session:
+        with queries.reading(settings) as session:
             kinds = queries.champion_detectors(session)
         for kind in kinds:
             detectors.detector_class(kind)
@@ -127,14 +120,22 @@ def _warm_up() -> None:
         log.warning("atalaia: warming up the drill-down failed", exc_info=True)
 
 
-def _read(user: BaseUser, monitor: str, reader: Callable[[Session], Result]) -> Result:
-    _require(user, "GET", monitor)
-    with _session() as session:
-        return reader(session)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The page, its assets and its JSON API, on the store of ``settings`` (default: the
+    ``ATALAIA_*`` environment's)."""
+    settings = settings or Settings.from_env()
 
+    @asynccontextmanager
+    async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """In the api-server only, before it serves: warm up the drill-down."""
+        _warm_up(settings)
+        yield
 
-def create_app() -> FastAPI:
-    """The page, its assets and its JSON API."""
+    def _read(user: BaseUser, monitor: str, reader: Callable[[Session], Result]) -> Result:
+        _require(user, "GET", monitor)
+        with _session(settings) as session:
+            return reader(session)
+
     app = FastAPI(
         title="Atalaia on-call",
         docs_url=None,
@@ -158,7 +159,7 @@ def create_app() -> FastAPI:
 
     @app.get("/api/monitors")
     def monitors(user: User) -> list[dict[str, Any]]:
-        with _session() as session:
+        with _session(settings) as session:
             names = [name for name in queries.monitor_names(session) if may(user, "GET", name)]
             return [
                 {
@@ -200,7 +201,7 @@ def create_app() -> FastAPI:
     def event(event_id: int, user: User) -> dict[str, Any]:
         from atalaia.explain import explain_event
 
-        with _session() as session:
+        with _session(settings) as session:
             found, model, monitor = queries.event_record(session, event_id)
             _require(user, "GET", monitor)
             _, config = queries.stored_monitor(session, monitor)
@@ -222,7 +223,7 @@ def create_app() -> FastAPI:
     def verdict(event_id: int, body: Verdict, user: User) -> dict[str, Any]:
         from atalaia.feedback import record_verdict
 
-        with _session() as session:
+        with _session(settings, write=True) as session:
             found, model, monitor = queries.event_record(session, event_id)
             _require(user, "PUT", monitor)
             label = record_verdict(session, found, body.verdict, model.version, user.get_name())
@@ -235,9 +236,8 @@ def create_app() -> FastAPI:
         return _change(
             user,
             monitor,
-            lambda config, settings: promote_version(
-                config, version, _reason(body, user), settings=settings
-            ),
+            settings,
+            lambda config: promote_version(config, version, _reason(body, user), settings=settings),
         )
 
     @app.post("/api/monitors/{monitor}/rollback")
@@ -247,19 +247,22 @@ def create_app() -> FastAPI:
         return _change(
             user,
             monitor,
-            lambda config, settings: rollback(config, _reason(body, user), settings=settings),
+            settings,
+            lambda config: rollback(config, _reason(body, user), settings=settings),
         )
 
     return app
 
 
-def _change(user: BaseUser, monitor: str, job: Callable[..., Any]) -> dict[str, Any]:
+def _change(
+    user: BaseUser, monitor: str, settings: Settings, job: Callable[..., Any]
+) -> dict[str, Any]:
     """Run a registry job (promote, rollback) for ``monitor`` as its stored configuration."""
     _require(user, "PUT", monitor)
-    with _session() as session:
+    with _session(settings) as session:
         _, config = queries.stored_monitor(session, monitor)
     try:
-        change = job(config, Settings.from_env())
+        change = job(config)
     except NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except AtalaiaError as exc:
