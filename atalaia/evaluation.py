@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -307,31 +307,3 @@ def evaluate_scores(
         events=events,
         points=PointMetrics(*plain, *_point_scores(labels, adjusted)),
     )
-
-
-def markdown_table(
-    rows: Sequence[Mapping[str, object]],
-    columns: Sequence[str] | None = None,
-    float_format: str = ".3f",
-) -> str:
-    """Format rows (e.g. ``EvaluationReport.as_row()`` plus a name) as a markdown table.
-
-    ``columns`` defaults to every key, in order of first appearance; a missing value is
-    left blank and floats are written with ``float_format``.
-    """
-    if columns is None:
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-
-    def cell(value: object) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, float | np.floating):
-            return format(value, float_format)
-        return str(value)
-
-    lines = [
-        "| " + " | ".join(columns) + " |",
-        "|" + "|".join("---" for _ in columns) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(row.get(column)) for column in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"

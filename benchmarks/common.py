@@ -25,7 +25,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -43,7 +43,6 @@ from atalaia.evaluation import (
     auc_roc,
     event_counts,
     events_to_flags,
-    markdown_table,
     point_metrics,
 )
 from detectors import pyod_adapter
@@ -580,3 +579,31 @@ def failures_section(rows: pd.DataFrame, columns: list[str]) -> list[str]:
 def log(message: str) -> None:
     """Progress on stderr, so a long run shows where it is."""
     print(message, file=sys.stderr, flush=True)
+
+
+def markdown_table(
+    rows: Sequence[Mapping[str, object]],
+    columns: Sequence[str] | None = None,
+    float_format: str = ".3f",
+) -> str:
+    """Format rows (e.g. ``EvaluationReport.as_row()`` plus a name) as a markdown table.
+
+    ``columns`` defaults to every key, in order of first appearance; a missing value is
+    left blank and floats are written with ``float_format``.
+    """
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+
+    def cell(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float | np.floating):
+            return format(value, float_format)
+        return str(value)
+
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(row.get(column)) for column in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -25,16 +25,6 @@ import pandas as pd
 from scipy.special import log_ndtr
 
 from atalaia.config import Monitor
-from atalaia.evaluation import markdown_table
-from atalaia.nab import (
-    load_corpus,
-    load_profiles,
-    load_published,
-    load_windows,
-    probationary_length,
-    score_corpus,
-    window_rows,
-)
 from benchmarks.common import (
     DetectorFailure,
     DetectorSpec,
@@ -46,6 +36,7 @@ from benchmarks.common import (
     failures_section,
     half,
     log,
+    markdown_table,
     provenance,
     published_orion_rows,
     records,
@@ -57,6 +48,15 @@ from benchmarks.common import (
     write_results,
 )
 from benchmarks.monitored import load_template, monitor_document, row_results, run_monitored
+from benchmarks.nab_score import (
+    load_corpus,
+    load_profiles,
+    load_published,
+    load_windows,
+    probationary_length,
+    score_corpus,
+    window_rows,
+)
 
 # NAB category -> the column of Orion's published F1 table.
 ORION_CATEGORIES = {

@@ -21,11 +21,11 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from atalaia.evaluation import markdown_table
 from benchmarks.common import (
     argument_parser,
     build_detector,
     log,
+    markdown_table,
     parse_spec,
     parse_specs,
     provenance,

@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from atalaia.config import Monitor
-from atalaia.evaluation import markdown_table
 from atalaia.representation import lookback_at_most
 from benchmarks.common import (
     DetectorFailure,
@@ -42,6 +41,7 @@ from benchmarks.common import (
     failures_section,
     half,
     log,
+    markdown_table,
     orion_signals,
     provenance,
     published_orion_rows,

@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from atalaia.evaluation import auc_roc, markdown_table
+from atalaia.evaluation import auc_roc
 from benchmarks.common import (
     RESULTS_DIR,
     build_detector,
     log,
+    markdown_table,
     parse_spec,
     parse_specs,
     provenance,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from atalaia.evaluation import auc_pr, auc_roc, markdown_table
+from atalaia.evaluation import auc_pr, auc_roc
 from benchmarks.common import (
     DetectorFailure,
     DetectorSpec,
@@ -25,6 +25,7 @@ from benchmarks.common import (
     fit_and_score,
     half,
     log,
+    markdown_table,
     normal_split,
     provenance,
     records,

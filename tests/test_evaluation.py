@@ -16,12 +16,12 @@ from atalaia.evaluation import (
     events_to_flags,
     flags_to_events,
     labels_to_events,
-    markdown_table,
     point_adjust,
     point_adjusted_f1,
     point_f1,
     point_metrics,
 )
+from benchmarks.common import markdown_table
 
 # --- threshold-free metrics ---------------------------------------------------------------
 

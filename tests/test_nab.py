@@ -1,4 +1,4 @@
-"""Tests of atalaia.nab: NAB's rules on hand-computed cases, and the published scoreboard.
+"""Tests of benchmarks.nab_score: NAB's rules on hand-computed cases, and the published scoreboard.
 
 The corpus tests read NAB from ``$ATALAIA_DATA_DIR/nab`` (default: ``../shared/data/nab``
 beside the repository) and are skipped when it is absent.
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atalaia.nab import (
+from benchmarks.nab_score import (
     NabProfile,
     load_corpus,
     load_detector_scores,
