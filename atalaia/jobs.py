@@ -70,6 +70,7 @@ from storage.scores import (
     unflagged_scores,
     upsert_scores,
 )
+from storage.types import ModelStatus, RunStatus
 
 if TYPE_CHECKING:
     from atalaia.drift import DriftCheck
@@ -96,7 +97,7 @@ class TrainResult:
 
     monitor: str
     version: int
-    status: str
+    status: ModelStatus
     detector: str
     baseline_start: datetime
     baseline_end: datetime
@@ -187,7 +188,7 @@ def ingest(monitor: Monitor, start: datetime, end: datetime, *, settings: Settin
     with _recorded(settings, monitor, "ingest", start, end) as run:
         with transaction(run.store) as session:
             landed = ingest_interval(session, settings, monitor, run.monitor_id, start, end)
-            finish_run(session, run.run_id, "success", rows=landed.rows)
+            finish_run(session, run.run_id, RunStatus.SUCCESS, rows=landed.rows)
         run.figures = {
             "atalaia_batch_interval_seconds": (end - start).total_seconds(),
             "atalaia_batch_rows": landed.rows,
@@ -216,7 +217,9 @@ def train(
             with _new_version(session, settings, monitor, run.monitor_id, rows, fitted) as model:
                 if champion(session, run.monitor_id) is None:
                     promote(session, model, "first model of the monitor")
-                finish_run(session, run.run_id, "success", rows=len(rows.frame), model_id=model.id)
+                finish_run(
+                    session, run.run_id, RunStatus.SUCCESS, rows=len(rows.frame), model_id=model.id
+                )
         run.figures = _training_figures(model, fitted)
     return TrainResult(
         monitor=monitor.name,
@@ -457,7 +460,7 @@ def _finish_score_run(
     finish_run(
         session,
         run.run_id,
-        "success",
+        RunStatus.SUCCESS,
         rows=tally.rows,
         anomalies=tally.anomalies,
         model_id=model.id,
@@ -544,7 +547,7 @@ def retrain(monitor: Monitor, *, settings: Settings, after_drift: bool = False) 
                 finish_run(
                     session,
                     run.run_id,
-                    "success",
+                    RunStatus.SUCCESS,
                     rows=len(rows.frame),
                     model_id=model.id,
                     message=model.status_reason,
@@ -557,7 +560,7 @@ def retrain(monitor: Monitor, *, settings: Settings, after_drift: bool = False) 
     return RetrainResult(
         monitor=monitor.name,
         version=model.version,
-        promoted=model.status == "champion",
+        promoted=model.status == ModelStatus.CHAMPION,
         champion_version=scorer.version,
         reason=model.status_reason,
         baseline_start=rows.start,
@@ -591,7 +594,7 @@ def check_drift(monitor: Monitor, until: datetime, *, settings: Settings) -> Dri
             finish_run(
                 session,
                 run.run_id,
-                "success",
+                RunStatus.SUCCESS,
                 rows=check.rows,
                 anomalies=check.anomalies,
                 model_id=model.id,
@@ -615,11 +618,11 @@ def promote_version(
             if find_model(session, run.monitor_id, version) is None:
                 raise UsageError(f"monitor {monitor.name}: no model version {version}")
             model = _scoring_model(session, monitor, run.monitor_id, version)
-            if model.status == "champion":
+            if model.status == ModelStatus.CHAMPION:
                 raise UsageError(f"monitor {monitor.name}: version {version} is the champion")
             _load(model, monitor)  # its files must be intact before it scores anything
             promote(session, model, reason)
-            finish_run(session, run.run_id, "success", model_id=model.id, message=reason)
+            finish_run(session, run.run_id, RunStatus.SUCCESS, model_id=model.id, message=reason)
         run.figures = {"atalaia_champion_version": model.version}
     return RegistryChange(monitor.name, model.version, model.previous_champion, reason)
 
@@ -634,7 +637,7 @@ def rollback(monitor: Monitor, reason: str, *, settings: Settings) -> RegistryCh
             except LookupError as exc:
                 raise UsageError(f"monitor {monitor.name}: {exc}") from exc
             _load(restored, monitor)
-            finish_run(session, run.run_id, "success", model_id=restored.id, message=reason)
+            finish_run(session, run.run_id, RunStatus.SUCCESS, model_id=restored.id, message=reason)
         run.figures = {"atalaia_champion_version": restored.version}
     return RegistryChange(monitor.name, restored.version, replaced.version, reason)
 
@@ -740,11 +743,13 @@ def _recorded(
             yield run
     except UsageError as exc:
         with transaction(store) as session:
-            finish_run(session, run.run_id, "refused", message=str(exc))
+            finish_run(session, run.run_id, RunStatus.REFUSED, message=str(exc))
         raise
     except Exception as exc:
         with transaction(store) as session:
-            finish_run(session, run.run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+            finish_run(
+                session, run.run_id, RunStatus.FAILED, message=f"{type(exc).__name__}: {exc}"
+            )
         metrics.export_failure(settings, monitor.name, job)
         raise
     if export:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.types import UTCDateTime
+from storage.types import ModelStatus, RunStatus, StatusType, UTCDateTime, status_check
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -33,11 +34,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-MODEL_STATUSES = ("candidate", "champion", "retired")
-# abandoned: its process died without finishing it; refused: the command asked for something
-# impossible (a usage error, not a failure of the job).
-RUN_STATUSES = ("running", "success", "failed", "abandoned", "refused")
 
 
 def utcnow() -> datetime:
@@ -107,6 +103,7 @@ class ModelRow(Base):
     __tablename__ = "models"
     __table_args__ = (
         UniqueConstraint("monitor_id", "version"),
+        CheckConstraint(status_check(ModelStatus), name="ck_models_status"),
         Index(
             "uq_models_one_champion",
             "monitor_id",
@@ -119,7 +116,7 @@ class ModelRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
     version: Mapped[int]
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[ModelStatus] = mapped_column(StatusType(ModelStatus))
     status_reason: Mapped[str] = mapped_column(Text, default="")
     detector: Mapped[str] = mapped_column(String(255))
     params: Mapped[dict[str, Any]]
@@ -145,7 +142,10 @@ class RunRow(Base):
     """One execution of a job (ingest, train, score) for a monitor."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index(None, "monitor_id", "job", "started_at"),)
+    __table_args__ = (
+        Index(None, "monitor_id", "job", "started_at"),
+        CheckConstraint(status_check(RunStatus), name="ck_runs_status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
@@ -153,7 +153,7 @@ class RunRow(Base):
     interval_start: Mapped[datetime | None]
     interval_end: Mapped[datetime | None]
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[RunStatus] = mapped_column(StatusType(RunStatus))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     rows: Mapped[int | None]

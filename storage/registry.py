@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.models import ModelRow, utcnow
+from storage.types import ModelStatus
 
 
 def next_version(session: Session, monitor_id: int) -> int:
@@ -20,7 +21,7 @@ def next_version(session: Session, monitor_id: int) -> int:
 
 def add_model(session: Session, **fields: Any) -> ModelRow:
     """Insert a model version (status ``candidate`` unless given) and return it."""
-    fields.setdefault("status", "candidate")
+    fields.setdefault("status", ModelStatus.CANDIDATE)
     row = ModelRow(**fields)
     session.add(row)
     session.flush()
@@ -30,7 +31,9 @@ def add_model(session: Session, **fields: Any) -> ModelRow:
 def champion(session: Session, monitor_id: int) -> ModelRow | None:
     """The monitor's champion, the version that scores its batches, or None."""
     return session.scalars(
-        select(ModelRow).where(ModelRow.monitor_id == monitor_id, ModelRow.status == "champion")
+        select(ModelRow).where(
+            ModelRow.monitor_id == monitor_id, ModelRow.status == ModelStatus.CHAMPION
+        )
     ).one_or_none()
 
 
@@ -42,11 +45,11 @@ def promote(session: Session, model: ModelRow, reason: str) -> None:
     """
     current = champion(session, model.monitor_id)
     if current is not None and current.id != model.id:
-        current.status = "retired"
+        current.status = ModelStatus.RETIRED
         current.status_reason = f"replaced by version {model.version}"
         session.flush()
         model.previous_champion = current.version
-    model.status, model.status_reason, model.promoted_at = "champion", reason, utcnow()
+    model.status, model.status_reason, model.promoted_at = ModelStatus.CHAMPION, reason, utcnow()
     session.flush()
 
 
@@ -63,10 +66,10 @@ def rollback(session: Session, monitor_id: int, reason: str) -> ModelRow:
     previous = find_model(session, monitor_id, current.previous_champion)
     if previous is None:
         raise LookupError(f"version {current.previous_champion} is no longer in the registry")
-    current.status = "retired"
+    current.status = ModelStatus.RETIRED
     current.status_reason = f"rolled back to version {previous.version}: {reason}"
     session.flush()
-    previous.status = "champion"
+    previous.status = ModelStatus.CHAMPION
     previous.status_reason = f"restored by rollback from version {current.version}: {reason}"
     previous.promoted_at = utcnow()
     session.flush()

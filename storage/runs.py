@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import RunRow, utcnow
+from storage.types import RunStatus
 
 
 def start_run(
@@ -32,7 +33,7 @@ def start_run(
         job=job,
         interval_start=interval_start,
         interval_end=interval_end,
-        status="running",
+        status=RunStatus.RUNNING,
         host=host,
         pid=pid,
         heartbeat_at=utcnow(),
@@ -46,7 +47,7 @@ def beat(session: Session, run_id: int) -> None:
     """Record that a running run is still alive."""
     session.execute(
         update(RunRow)
-        .where(RunRow.id == run_id, RunRow.status == "running")
+        .where(RunRow.id == run_id, RunRow.status == RunStatus.RUNNING)
         .values(heartbeat_at=utcnow())
     )
 
@@ -54,7 +55,7 @@ def beat(session: Session, run_id: int) -> None:
 def finish_run(
     session: Session,
     run_id: int,
-    status: str,
+    status: RunStatus,
     *,
     rows: int | None = None,
     anomalies: int | None = None,
@@ -76,7 +77,7 @@ def abandon_stale_runs(
     last heartbeat (or start) is older than ``stale_after``; return them."""
     now = utcnow()
     abandoned = []
-    for run in session.scalars(select(RunRow).where(RunRow.status == "running")).all():
+    for run in session.scalars(select(RunRow).where(RunRow.status == RunStatus.RUNNING)).all():
         last = run.heartbeat_at or run.started_at
         if is_gone(run.host, run.pid):
             reason = f"process {run.pid} on {run.host} ended without finishing the run"
@@ -84,7 +85,7 @@ def abandon_stale_runs(
             reason = f"no heartbeat since {last:%Y-%m-%d %H:%M:%S} UTC"
         else:
             continue
-        run.status, run.finished_at, run.message = "abandoned", now, f"abandoned: {reason}"
+        run.status, run.finished_at, run.message = RunStatus.ABANDONED, now, f"abandoned: {reason}"
         abandoned.append(run)
     session.flush()
     return abandoned
@@ -93,6 +94,6 @@ def abandon_stale_runs(
 def abandoned_count(session: Session, monitor_id: int, job: str) -> int:
     """How many runs of ``job`` for a monitor were ever marked abandoned."""
     query = select(func.count(RunRow.id)).where(
-        RunRow.monitor_id == monitor_id, RunRow.job == job, RunRow.status == "abandoned"
+        RunRow.monitor_id == monitor_id, RunRow.job == job, RunRow.status == RunStatus.ABANDONED
     )
     return int(session.scalar(query))

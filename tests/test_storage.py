@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from atalaia import store
 from atalaia.errors import StoreError
@@ -17,10 +18,12 @@ from storage import migrate
 from storage.batches import record_batch
 from storage.engine import redact, transaction
 from storage.events import events_overlapping, replace_events
-from storage.models import Base, BatchRow, QuarantineRow, ScoreRow
+from storage.models import Base, BatchRow, QuarantineRow, RunRow, ScoreRow
 from storage.monitors import ensure_monitor
 from storage.registry import add_model, champion, list_models, next_version, promote
+from storage.runs import finish_run, start_run
 from storage.scores import ScoreTally, newest_scores, read_scores, tally_scores, upsert_scores
+from storage.types import ModelStatus, RunStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -93,6 +96,51 @@ def test_migrations_create_exactly_the_models_schema(engine) -> None:
 
 def test_upgrade_twice_is_harmless(engine, store_url: str) -> None:
     store.upgrade(store_url)
+    assert migrate.is_current(engine)
+
+
+def _store_at_0004_with_a_champion_and_its_run(store_url: str):
+    engine = store.engine(store_url)
+    migrate.upgrade(engine, "0004")
+    with transaction(engine) as session:
+        monitor_id = ensure_monitor(session, "m", {})
+        promote(session, model(session, monitor_id, 1), "first")
+        model(session, monitor_id, 2)
+        run_id = start_run(session, monitor_id, "train", None, None)
+        finish_run(session, run_id, "success", model_id=1)
+    return engine, monitor_id
+
+
+def test_the_status_checks_migration_keeps_the_registry_and_refuses_other_statuses(
+    store_url: str,
+) -> None:
+    engine, monitor_id = _store_at_0004_with_a_champion_and_its_run(store_url)
+    migrate.upgrade(engine)
+    assert migrate.is_current(engine)
+    with transaction(engine) as session:
+        assert champion(session, monitor_id).status is ModelStatus.CHAMPION
+        assert [r.status for r in session.scalars(select(RunRow))] == [RunStatus.SUCCESS]
+    with pytest.raises(IntegrityError), transaction(engine) as session:
+        session.execute(text("UPDATE models SET status = 'champion' WHERE version = 2"))
+    for table in ("models", "runs"):
+        with pytest.raises(IntegrityError), transaction(engine) as session:
+            session.execute(text(f"UPDATE {table} SET status = 'done'"))  # noqa: S608
+    with pytest.raises(StatementError, match="not one of"), transaction(engine) as session:
+        session.get(RunRow, 1).status = "done"
+
+
+def test_a_store_holding_an_unknown_status_stops_the_status_checks_migration(
+    store_url: str,
+) -> None:
+    engine, _ = _store_at_0004_with_a_champion_and_its_run(store_url)
+    with transaction(engine) as session:
+        session.execute(text("UPDATE runs SET status = 'ok'"))
+    with pytest.raises(RuntimeError, match=r"1 runs row\(s\) with a status outside .*'ok'"):
+        migrate.upgrade(engine)
+    assert not migrate.is_current(engine)
+    with transaction(engine) as session:
+        session.execute(text("UPDATE runs SET status = 'success'"))
+    migrate.upgrade(engine)
     assert migrate.is_current(engine)
 
 
