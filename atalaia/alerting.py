@@ -37,6 +37,7 @@ from atalaia.errors import AtalaiaError
 from atalaia.queries import reading, stored_events
 from atalaia.settings import Settings
 from storage.engine import redact
+from storage.events import Event
 from storage.models import EventRow, ModelRow
 
 ALERTNAME = "AtalaiaEvent"
@@ -105,7 +106,7 @@ def deliver(
     monitor: str,
     monitor_id: int,
     model: ModelRow,
-    found: list[dict[str, Any]],
+    found: list[Event],
     interval: timedelta,
 ) -> int:
     """Post the events a scoring run of a batch ``interval`` long found or changed (as

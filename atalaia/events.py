@@ -20,7 +20,6 @@ import itertools
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from atalaia.attribution import stored_shares
 from atalaia.scoring import TOP_FEATURES
-from storage.events import events_overlapping, replace_events
+from storage.events import Event, FeatureShare, events_overlapping, replace_events
 from storage.scores import newest_scores, read_scores
 
 
@@ -63,7 +62,7 @@ def detect_events(
     newest: Mapping[str, datetime],
     reach: pd.Timedelta,
     lead: pd.Timedelta,
-) -> list[dict[str, Any]]:
+) -> list[Event]:
     """Events in the anomalous scores ``anomalies`` (the store's layout); anomalies at most
     ``reach`` apart merge, and each event starts ``lead`` before its first anomaly.
 
@@ -78,26 +77,26 @@ def detect_events(
     z = rows["z"].to_numpy(dtype=float)
     features = rows["top_features"].tolist()
     nanoseconds = stamps.as_unit("ns").asi8
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     for first, stop in event_runs(nanoseconds, pd.Timedelta(reach).value, entities):
         entity, end = entities[first], stamps[stop - 1]
         peak = first + int(np.argmax(np.where(np.isnan(z[first:stop]), -np.inf, z[first:stop])))
         events.append(
-            {
-                "entity": entity,
-                "start_ts": (stamps[first] - lead).to_pydatetime(),
-                "end_ts": end.to_pydatetime(),
-                "peak_ts": stamps[peak].to_pydatetime(),
-                "peak_z": float(z[peak]),
-                "anomalies": int(stop - first),
-                "is_open": bool(pd.Timestamp(newest[entity]) - end < reach),
-                "top_features": _event_top_features(features[first:stop]),
-            }
+            Event(
+                entity=entity,
+                start_ts=(stamps[first] - lead).to_pydatetime(),
+                end_ts=end.to_pydatetime(),
+                peak_ts=stamps[peak].to_pydatetime(),
+                peak_z=float(z[peak]),
+                anomalies=int(stop - first),
+                is_open=bool(pd.Timestamp(newest[entity]) - end < reach),
+                top_features=_event_top_features(features[first:stop]),
+            )
         )
     return events
 
 
-def _event_top_features(per_row: list) -> list[dict[str, Any]]:
+def _event_top_features(per_row: list) -> list[FeatureShare]:
     shares: dict[str, float] = defaultdict(float)
     totals: dict[str, float] = defaultdict(float)
     for features in per_row:
@@ -107,7 +106,9 @@ def _event_top_features(per_row: list) -> list[dict[str, Any]]:
             totals[item["feature"]] += item["contribution"]
     ranked = sorted(shares, key=lambda name: (-shares[name], -totals[name]))[:TOP_FEATURES]
     return [
-        {"feature": name, "contribution": round(totals[name], 4), "share": round(shares[name], 4)}
+        FeatureShare(
+            feature=name, contribution=round(totals[name], 4), share=round(shares[name], 4)
+        )
         for name in ranked
     ]
 
@@ -120,7 +121,7 @@ def refresh_events(
     end: datetime,
     reach: pd.Timedelta,
     lead: pd.Timedelta,
-) -> list[dict[str, Any]]:
+) -> list[Event]:
     """Recompute the stored events around newly scored ``[start, end)``; return the new ones.
 
     The span is widened until no stored event crosses its edges, so an event that began in

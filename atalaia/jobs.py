@@ -56,6 +56,7 @@ from atalaia.validation import entity_keys, with_entity_keys
 from detectors import ConformalCalibrator, Detector
 from storage.batches import find_batch
 from storage.engine import transaction
+from storage.events import Event
 from storage.models import BatchRow, ModelRow
 from storage.monitors import ensure_monitor
 from storage.monitors import monitor_id as stored_monitor_id
@@ -119,7 +120,7 @@ class ScoreResult:
     rows: int
     anomalies: int
     max_z: float
-    events: list[dict[str, Any]]
+    events: list[Event]
 
 
 @dataclass(frozen=True)
@@ -446,11 +447,11 @@ def _finish_score_run(
     tally: ScoreTally,
     with_events: bool,
     notes: list[str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Event]:
     """Record a score run's success, for both paths: ``score`` and, for a batch scored in
     partitions, ``finish_scoring``. With ``with_events``, first rebuild the batch's events;
     return them."""
-    events = []
+    events: list[Event] = []
     if with_events:
         lead = monitor.event_lead_steps
         reach = monitor.step * reach_steps(monitor.events.max_gap, lead)
@@ -476,7 +477,7 @@ def _delivered(
     model: ModelRow,
     interval: tuple[datetime, datetime],
     tally: ScoreTally,
-    events: list[dict[str, Any]],
+    events: list[Event],
 ) -> ScoreResult:
     """A committed score run's result, once its events went to Alertmanager."""
     start, end = interval
@@ -487,7 +488,7 @@ def _delivered(
 
 
 def _score_figures(
-    tally: ScoreTally, events: list[dict[str, Any]], model: ModelRow, interval: timedelta
+    tally: ScoreTally, events: list[Event], model: ModelRow, interval: timedelta
 ) -> dict[str, float]:
     return {
         "atalaia_batch_interval_seconds": interval.total_seconds(),

@@ -7,12 +7,35 @@ entity and start), so links to an event and alerts about it stay valid.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.models import EventRow
+
+
+class FeatureShare(TypedDict):
+    """One of an event's top features: its summed attribution and its mean share."""
+
+    feature: str
+    contribution: float
+    share: float
+
+
+class Event(TypedDict):
+    """An event as scoring forms it (``atalaia.events``), the store keeps it
+    (:func:`replace_events`, as an ``EventRow``) and a score run reports and alerts on it
+    (``atalaia.jobs``, ``atalaia.alerting``): one entity's run of anomalies."""
+
+    entity: str
+    start_ts: datetime
+    end_ts: datetime
+    peak_ts: datetime
+    peak_z: float
+    anomalies: int
+    is_open: bool
+    top_features: list[FeatureShare]
 
 
 def events_overlapping(
@@ -38,13 +61,12 @@ def replace_events(
     model_id: int,
     start: datetime,
     end: datetime,
-    events: list[dict[str, Any]],
+    events: list[Event],
 ) -> None:
     """Replace the model's events overlapping ``[start, end)`` with ``events``.
 
-    Each event dict has ``entity``, ``start_ts``, ``end_ts``, ``peak_ts``, ``peak_z``,
-    ``anomalies``, ``is_open`` and ``top_features``. A stored event with the same entity and
-    start is updated in place; the others are deleted.
+    A stored event with the same entity and start is updated in place; the others are
+    deleted.
     """
     stored = session.scalars(
         select(EventRow).where(
