@@ -73,6 +73,29 @@ def _settings() -> Settings:
     return settings
 
 
+def _each_interval(
+    job: Callable[..., Any],
+    config: Monitor,
+    settings: Settings,
+    intervals: list[tuple[datetime, datetime]],
+    doing: str,
+    as_json: bool,
+    summary: Callable[[Any], str],
+) -> None:
+    """Run ``job`` on each interval in turn: a line per interval (``summary`` of its result),
+    or, with ``as_json``, every result as JSON at the end."""
+    results = []
+    for first, last in _track(intervals, doing, as_json):
+        result = job(config, first, last, settings=settings)
+        results.append(result)
+        if not as_json:
+            console.print(
+                f"{config.name} [{first:%Y-%m-%d %H:%M}, {last:%Y-%m-%d %H:%M}): {summary(result)}"
+            )
+    if as_json:
+        _print_json(results)
+
+
 def _print_json(value: Any) -> None:
     """``value`` as JSON on stdout: times in ISO 8601, paths as text, dataclasses as dicts."""
 
@@ -203,18 +226,15 @@ def ingest(
 
     settings = _settings()
     config = _monitor(monitor, settings)
-    results = []
-    for first, last in _track(_intervals(start, end, every), "ingesting", as_json):
-        result = jobs.ingest(config, first, last, settings=settings)
-        results.append(result)
-        if as_json:
-            continue
-        console.print(
-            f"{config.name} [{first:%Y-%m-%d %H:%M}, {last:%Y-%m-%d %H:%M}): "
-            f"{result.rows} rows landed, {result.quarantined} quarantined"
-        )
-    if as_json:
-        _print_json(results)
+    _each_interval(
+        jobs.ingest,
+        config,
+        settings,
+        _intervals(start, end, every),
+        "ingesting",
+        as_json,
+        lambda result: f"{result.rows} rows landed, {result.quarantined} quarantined",
+    )
 
 
 @app.command()
@@ -257,19 +277,18 @@ def score(
 
     settings = _settings()
     config = _monitor(monitor, settings)
-    results = []
-    for first, last in _track(_intervals(start, end, every), "scoring", as_json):
-        result = jobs.score(config, first, last, settings=settings)
-        results.append(result)
-        if as_json:
-            continue
-        console.print(
-            f"{config.name} [{first:%Y-%m-%d %H:%M}, {last:%Y-%m-%d %H:%M}): {result.rows} rows "
-            f"scored by version {result.model_version}, {result.anomalies} anomalous, "
-            f"max z {result.max_z:.2f}"
-        )
-    if as_json:
-        _print_json(results)
+    _each_interval(
+        jobs.score,
+        config,
+        settings,
+        _intervals(start, end, every),
+        "scoring",
+        as_json,
+        lambda result: (
+            f"{result.rows} rows scored by version {result.model_version}, "
+            f"{result.anomalies} anomalous, max z {result.max_z:.2f}"
+        ),
+    )
 
 
 @app.command()
