@@ -11,6 +11,7 @@ then read back from the store: what a user of the monitor would see.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from collections.abc import Iterator
@@ -53,6 +54,15 @@ class MonitoredSeries:
     retrains: int
     fit_seconds: float
     score_seconds: float
+
+
+def add_template_option(parser: argparse.ArgumentParser, default: str) -> None:
+    """The ``--template`` option of a runner whose series go through the product's path."""
+    parser.add_argument(
+        "--template",
+        default=default,
+        help="monitor template in benchmarks/monitors/ (default: %(default)s)",
+    )
 
 
 def load_template(name: str) -> dict[str, Any]:

@@ -47,7 +47,13 @@ from benchmarks.common import (
     summarise_series,
     write_results,
 )
-from benchmarks.monitored import load_template, monitor_document, row_results, run_monitored
+from benchmarks.monitored import (
+    add_template_option,
+    load_template,
+    monitor_document,
+    row_results,
+    run_monitored,
+)
 from benchmarks.nab_score import (
     load_corpus,
     load_profiles,
@@ -308,11 +314,7 @@ def report(
 def main() -> None:
     """Run the benchmark and write ``benchmarks/results/nab.md`` and its CSVs."""
     parser = argument_parser(__doc__.splitlines()[0], "nab", "nab")
-    parser.add_argument(
-        "--template",
-        default="nab",
-        help="monitor template in benchmarks/monitors/ (default: %(default)s)",
-    )
+    add_template_option(parser, "nab")
     parser.add_argument(
         "--alert-hold",
         type=pd.Timedelta,

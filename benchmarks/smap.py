@@ -55,6 +55,7 @@ from benchmarks.common import (
     write_results,
 )
 from benchmarks.monitored import (
+    add_template_option,
     load_template,
     monitor_document,
     row_results,
@@ -299,11 +300,7 @@ def report(
 def main() -> None:
     """Run the benchmark and write ``benchmarks/results/smap.md`` and ``smap.csv``."""
     parser = argument_parser(__doc__.splitlines()[0], "smap", "smap")
-    parser.add_argument(
-        "--template",
-        default="smap",
-        help="monitor template in benchmarks/monitors/ (default: %(default)s)",
-    )
+    add_template_option(parser, "smap")
     parser.add_argument("--channels", help="comma-separated channel ids (default: all listed)")
     parser.add_argument("--columns", choices=sorted(COLUMNS), default="value")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
