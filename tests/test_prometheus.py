@@ -30,7 +30,7 @@ from atalaia import jobs
 from atalaia.config import Monitor
 from atalaia.errors import NotFoundError
 from atalaia.settings import Settings
-from tests.conftest import REPO
+from tests.conftest import REPO, stop_process
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
 PROMETHEUS = shutil.which("prometheus")
@@ -97,12 +97,7 @@ def server(tmp_path: Path) -> Iterator[Callable[[list[str], str], str]]:
         yield start
     finally:
         for process in started:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 @pytest.fixture
@@ -180,14 +175,21 @@ def use_pushgateway(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("ATALAIA_PUSHGATEWAY_URL", url)
 
 
-def test_jobs_push_their_metrics_and_prometheus_holds_them_with_the_right_values(
-    servers: Monitor, monkeypatch: pytest.MonkeyPatch, pushgateway: str, prometheus: str
-) -> None:
+def trained_pushing_to(
+    servers: Monitor, monkeypatch: pytest.MonkeyPatch, pushgateway: str
+) -> tuple[Settings, jobs.TrainResult]:
+    """Settings that push to ``pushgateway``, and a model trained on the first three days."""
     use_pushgateway(monkeypatch, pushgateway)
     settings = Settings.from_env()
     for n in range(3):
         jobs.ingest(servers, *day(n), settings=settings)
-    trained = jobs.train(servers, settings=settings)
+    return settings, jobs.train(servers, settings=settings)
+
+
+def test_jobs_push_their_metrics_and_prometheus_holds_them_with_the_right_values(
+    servers: Monitor, monkeypatch: pytest.MonkeyPatch, pushgateway: str, prometheus: str
+) -> None:
+    settings, trained = trained_pushing_to(servers, monkeypatch, pushgateway)
     jobs.ingest(servers, *day(8), settings=settings)
     before = time.time()
     scored = jobs.score(servers, *day(8), settings=settings)
@@ -244,11 +246,7 @@ def test_jobs_push_their_metrics_and_prometheus_holds_them_with_the_right_values
 def test_a_failed_run_keeps_the_last_success_and_the_failing_alert_fires(
     servers: Monitor, monkeypatch: pytest.MonkeyPatch, pushgateway: str, prometheus: str
 ) -> None:
-    use_pushgateway(monkeypatch, pushgateway)
-    settings = Settings.from_env()
-    for n in range(3):
-        jobs.ingest(servers, *day(n), settings=settings)
-    jobs.train(servers, settings=settings)
+    settings, _ = trained_pushing_to(servers, monkeypatch, pushgateway)
     jobs.ingest(servers, *day(3), settings=settings)
     jobs.score(servers, *day(3), settings=settings)
     success = 'atalaia_last_success_timestamp_seconds{job="score"}'

@@ -88,6 +88,18 @@ def ingest_and_train(monitor: Monitor, settings: Settings, last_day: int = 15) -
     jobs.train(monitor, settings=settings)
 
 
+def shifted_and_trained(
+    sites: Callable[[pd.DataFrame], Monitor], settings: Settings, last_day: int
+) -> Monitor:
+    """The sites' monitor, ingested and trained, whose a and b shift up by 3 from day 8 to
+    ``last_day``."""
+    frame = normal_rows()
+    frame.loc[days(frame, 8, last_day), ["a", "b"]] += 3
+    monitor = sites(frame)
+    ingest_and_train(monitor, settings)
+    return monitor
+
+
 def models(settings: Settings) -> dict[int, ModelRow]:
     with transaction(store.engine(settings.store_url)) as session:
         return {model.version: model for model in list_models(session, 1)}
@@ -96,10 +108,7 @@ def models(settings: Settings) -> dict[int, ModelRow]:
 def test_a_candidate_that_learned_a_lasting_shift_replaces_the_champion_and_rolls_back(
     sites: Callable[[pd.DataFrame], Monitor], settings: Settings
 ) -> None:
-    frame = normal_rows()
-    frame.loc[days(frame, 8, 15), ["a", "b"]] += 3
-    monitor = sites(frame)
-    ingest_and_train(monitor, settings)
+    monitor = shifted_and_trained(sites, settings, last_day=15)
 
     result = jobs.retrain(monitor, settings=settings)
 
@@ -152,10 +161,7 @@ def test_a_candidate_that_learned_a_lasting_shift_replaces_the_champion_and_roll
 def test_retraining_again_on_the_same_data_keeps_the_champion_unless_drift_required_it(
     sites: Callable[[pd.DataFrame], Monitor], settings: Settings
 ) -> None:
-    frame = normal_rows()
-    frame.loc[days(frame, 8, 15), ["a", "b"]] += 3
-    monitor = sites(frame)
-    ingest_and_train(monitor, settings)
+    monitor = shifted_and_trained(sites, settings, last_day=15)
     assert jobs.retrain(monitor, settings=settings).promoted
 
     again = jobs.retrain(monitor, settings=settings)
@@ -179,10 +185,7 @@ def test_retraining_again_on_the_same_data_keeps_the_champion_unless_drift_requi
 def test_a_candidate_that_learned_a_passing_change_stays_a_candidate_until_promoted_by_hand(
     sites: Callable[[pd.DataFrame], Monitor], settings: Settings
 ) -> None:
-    frame = normal_rows()
-    frame.loc[days(frame, 8, 14), ["a", "b"]] += 3
-    monitor = sites(frame)
-    ingest_and_train(monitor, settings)
+    monitor = shifted_and_trained(sites, settings, last_day=14)
 
     result = jobs.retrain(monitor, settings=settings)
 

@@ -11,17 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from atalaia import store
 from atalaia.settings import Settings
-from tests.conftest import POSTGRES_ENV, postgres_url
+from tests.conftest import fresh_postgres_database
 from tests.faults.probe import PG_BIN, PROBE_MONITOR, Cluster, write_series
 
 _outcomes: dict[str, str] = {}
@@ -76,22 +73,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
 @pytest.fixture
 def pg_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """As ``home``, on a fresh database of the test PostgreSQL server."""
-    server = postgres_url()
-    if server is None:
-        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against")
-    name = f"atalaia_fault_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_postgres_database("atalaia_fault") as url:
         yield _home(tmp_path, monkeypatch, url)
-    finally:
-        store.engine(url).dispose()
-        store.engine.cache_clear()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

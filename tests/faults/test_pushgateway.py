@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from atalaia.settings import Settings
+from tests.conftest import stop_process
 from tests.faults.probe import atalaia, cli, counts, ok, until_running
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
@@ -74,12 +75,7 @@ def gateway(tmp_path: Path) -> Iterator[subprocess.Popen]:
         assert process.poll() is None and time.monotonic() < deadline, "Pushgateway not ready"
         time.sleep(0.1)
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process)
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, password: str) -> None:
