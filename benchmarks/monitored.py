@@ -26,13 +26,12 @@ import yaml
 
 from atalaia import jobs, store
 from atalaia.config import Monitor
+from atalaia.queries import monitor_key, reading
 from atalaia.settings import Settings
 from atalaia.walk import ingest_available, scheduled_intervals, walk_forward
 from benchmarks.common import PYOD_PREFIX, DetectorFailure, DetectorSpec, constructor_params
 from detectors import pyod_adapter
-from storage.engine import transaction
 from storage.events import events_overlapping
-from storage.monitors import monitor_id
 from storage.scores import read_scores
 
 TEMPLATES = Path(__file__).parent / "monitors"
@@ -153,8 +152,8 @@ def run_monitored(
             score_seconds = time.perf_counter() - began
         except Exception as exc:  # a benchmark records any failure of a series and goes on
             raise DetectorFailure(f"{type(exc).__name__}: {exc}") from exc
-        with transaction(store.engine(settings.store_url)) as session:
-            identifier = monitor_id(session, monitor.name)
+        with reading(settings) as session:
+            identifier = monitor_key(session, monitor.name)
             scores = read_scores(session, identifier, split, end)
             found = events_overlapping(session, identifier, split, end)
             events = pd.DataFrame(
