@@ -9,10 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TypedDict
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import EventRow
+
+# New events written per INSERT statement.
+INSERT_CHUNK = 5_000
 
 
 class FeatureShare(TypedDict):
@@ -82,9 +85,16 @@ def replace_events(
         session.delete(stale)
     session.flush()
     for row, event in kept:
-        if row is None:
-            session.add(EventRow(**event, monitor_id=monitor_id, model_id=model_id))
-        else:
+        if row is not None:
             for name, value in event.items():
                 setattr(row, name, value)
     session.flush()
+    # new events go in by bulk INSERT, INSERT_CHUNK at a time, not as ORM objects: a large
+    # batch forms tens of thousands, and their objects held the most memory of a score run
+    fresh = [event for row, event in kept if row is None]
+    for first in range(0, len(fresh), INSERT_CHUNK):
+        rows = [
+            {**event, "monitor_id": monitor_id, "model_id": model_id}
+            for event in fresh[first : first + INSERT_CHUNK]
+        ]
+        session.execute(insert(EventRow), rows)
