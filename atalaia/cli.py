@@ -325,6 +325,8 @@ def walk(monitor: MonitorArg, start: Start, end: End) -> None:
         f"{config.name}: {len(result.scored)} intervals scored ({result.empty_intervals} empty), "
         f"{anomalies} anomalous steps, {len(result.retrained)} retrains"
     )
+    for refused in result.retrains_without_data:
+        console.print(f"retrain failed: {refused}")
 
 
 @app.command()
@@ -568,13 +570,15 @@ def models_list(monitor: MonitorArg, as_json: AsJson = False) -> None:
 def models_show(monitor: MonitorArg, version: Version) -> None:
     """Show one version's lineage, calibration and evaluation."""
     from atalaia.artifacts import bound_settings_of
-    from atalaia.queries import stored_model
+    from atalaia.queries import newest_model_update, stored_model
     from atalaia.representation import CHOSEN, chosen_text
 
     settings = _settings()
     config = _monitor(monitor, settings)
     model = stored_model(settings, config.name, version)
+    update = newest_model_update(settings, model.id)
     bound = bound_settings_of(model.artifact_path)
+    adapt = config.baseline.adapt
     fields = {
         "status": f"{model.status}: {model.status_reason}",
         "promoted at": model.promoted_at or "",
@@ -590,6 +594,13 @@ def models_show(monitor: MonitorArg, version: Version) -> None:
         "artifact": f"{model.artifact_path} (sha256 {model.artifact_sha256})",
         "code version": model.code_version,
         "trained at": f"{model.trained_at} in {model.training_seconds:.1f} s",
+        "adapts (the monitor's policy)": f"baseline.adapt.after {adapt.after or 'never'}, "
+        f"baseline.adapt.online {adapt.online}, "
+        f"baseline.adapt.half_life {adapt.half_life or 'none'}",
+        "online updates": "none"
+        if update is None
+        else f"{update.number}, the newest learned [{update.learned_start}, "
+        f"{update.learned_end}) ({update.rows} steps, {update.flagged_rows} of them flagged)",
     }
     if bound is not None:
         fields["trained with"] = ", ".join(

@@ -147,8 +147,46 @@ class DetectorConfig(_Strict):
         return self
 
 
+class Adaptation(_Strict):
+    """How a monitor learns a lasting change as its new normal (docs/concepts.md)."""
+
+    after: str | None = Field(
+        default="1D",
+        description="flagged rows without a label join the baseline (retraining, online "
+        "updates) once they are this much older than the newest scored batch; null: flagged "
+        "rows never join, the monitor never adapts",
+    )
+    online: bool = Field(
+        default=True,
+        description="detectors that can (ar) learn each scored batch's rows as it is scored, "
+        "recorded as numbered updates of the version; others learn only when retrained",
+    )
+    half_life: str | None = Field(
+        default=None,
+        description="online updates weigh what was learned this long ago half as much as "
+        "the newest batch; null: nothing is forgotten",
+    )
+
+    @field_validator("after", "half_life")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        return None if value is None else _checked_duration(value)
+
+    @property
+    def delay(self) -> timedelta | None:
+        """``after`` as a timedelta (None: never)."""
+        return None if self.after is None else duration(self.after)
+
+    def forget(self, elapsed: timedelta) -> float:
+        """The weight left to what was learned ``elapsed`` before the newest batch."""
+        if self.half_life is None:
+            return 1.0
+        return 0.5 ** (elapsed / duration(self.half_life))
+
+
 class BaselinePolicy(_Strict):
-    """The normal data a model is trained on: a fixed time range or the last N batches."""
+    """The normal data a model is trained on: a fixed time range or the last N batches
+    (a rolling baseline), and how a lasting change joins it (``adapt``)."""
 
     start: datetime | None = Field(
         default=None, description="start of the baseline range (with end; or last_intervals)"
@@ -165,6 +203,7 @@ class BaselinePolicy(_Strict):
         description="fit on at most this many of the baseline's training rows (windows): a "
         "uniform random sample with a fixed seed; calibration still scores every held-out row",
     )
+    adapt: Adaptation = Field(default_factory=Adaptation)
 
     @field_validator("start", "end")
     @classmethod

@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from atalaia import alerting, metrics
+from atalaia import adaptation, alerting, metrics
 from atalaia.artifacts import (
     bound_settings_of,
     clear_leftovers,
@@ -75,6 +75,7 @@ from storage.types import ModelStatus, RunStatus
 
 if TYPE_CHECKING:
     from atalaia.drift import DriftCheck
+    from atalaia.promotion import Contender
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,7 @@ def score(
             pinned = None if partition is None else partition.model_version
             model = _scoring_model(session, monitor, run.monitor_id, pinned)
             detector, calibrator, trained = _load(model, monitor)
+            detector, calibrator = adaptation.in_effect(session, model, start, detector, calibrator)
             recent = None
             if monitor.calibration.pool == "unflagged":
                 # older scores join the pool outright; those within a score's history of
@@ -308,6 +310,8 @@ def score(
             events = _finish_score_run(
                 session, run, monitor, model, (start, end), tally, partition is None, notes
             )
+            if partition is None:
+                _adapt(session, run.monitor_id, model, trained, detector, (start, end))
         run.figures = _score_figures(tally, events, model, end - start)
     return _delivered(settings, run, monitor, model, (start, end), tally, events)
 
@@ -366,6 +370,9 @@ def finish_scoring(
                     f"[{start}, {end}); score the partitions first"
                 )
             events = _finish_score_run(session, run, monitor, model, (start, end), tally, True)
+            detector, calibrator, trained = _load(model, monitor)
+            detector, _ = adaptation.in_effect(session, model, start, detector, calibrator)
+            _adapt(session, run.monitor_id, model, trained, detector, (start, end))
         run.figures = _score_figures(tally, events, model, end - start)
     return _delivered(settings, run, monitor, model, (start, end), tally, events)
 
@@ -470,6 +477,20 @@ def _finish_score_run(
     return events
 
 
+def _adapt(
+    session: Session,
+    monitor_id: int,
+    model: ModelRow,
+    trained: Monitor,
+    detector: Detector,
+    interval: tuple[datetime, datetime],
+) -> None:
+    """Once a batch is scored and its events formed: learn it online where the model can,
+    and mark the events whose change is now the new normal (``atalaia.adaptation``)."""
+    adaptation.learn_batch(session, trained, monitor_id, model, detector, *interval)
+    adaptation.mark_absorbed(session, trained, monitor_id, interval[1])
+
+
 def _delivered(
     settings: Settings,
     run: _Run,
@@ -519,7 +540,9 @@ def retrain(monitor: Monitor, *, settings: Settings, after_drift: bool = False) 
     with _recorded(settings, monitor, "retrain", None, None) as run:
         with transaction(run.store) as session:
             ranges = retraining_ranges(session, monitor, run.monitor_id)
-            rows = assemble_baseline(session, monitor, run.monitor_id, *ranges.baseline)
+            rows = assemble_baseline(
+                session, monitor, run.monitor_id, *ranges.baseline, newest=ranges.holdout[1]
+            )
             fitted = fit_model(monitor, rows, settings.chunk_rows)
             current = champion(session, run.monitor_id)
             with _new_version(session, settings, monitor, run.monitor_id, rows, fitted) as model:
@@ -534,7 +557,7 @@ def retrain(monitor: Monitor, *, settings: Settings, after_drift: bool = False) 
                         monitor,
                         run.monitor_id,
                         ranges,
-                        Contender(current.version, *_load(current, monitor)),
+                        _as_contender(session, current, monitor, ranges.holdout[0]),
                         Contender(
                             model.version, fitted.detector, fitted.calibrator, fitted.monitor
                         ),
@@ -582,7 +605,8 @@ def check_drift(monitor: Monitor, until: datetime, *, settings: Settings) -> Dri
     with _recorded(settings, monitor, "drift", start, until) as run:
         with transaction(run.store) as session:
             model = _scoring_model(session, monitor, run.monitor_id)
-            _, calibrator, _ = _load(model, monitor)
+            detector, calibrator, _ = _load(model, monitor)
+            _, calibrator = adaptation.in_effect(session, model, until, detector, calibrator)
             scores = read_scores(session, run.monitor_id, start, until, model_id=model.id)
             scores = scores[scores["judged"]]  # what calibration's scores can be compared with
             check = drift.check_drift(
@@ -658,6 +682,18 @@ def _load(model: ModelRow, monitor: Monitor) -> tuple[Detector, ConformalCalibra
     detector, calibrator = load_model(model.artifact_path, model.artifact_sha256)
     recorded = bound_settings_of(model.artifact_path)
     return detector, calibrator, as_trained(monitor, recorded, model.version)
+
+
+def _as_contender(
+    session: Session, model: ModelRow, monitor: Monitor, holdout_start: datetime
+) -> Contender:
+    """The champion as it scored the held-out batches: its update in effect at their start,
+    which has not learned them."""
+    from atalaia.promotion import Contender
+
+    detector, calibrator, trained = _load(model, monitor)
+    detector, calibrator = adaptation.in_effect(session, model, holdout_start, detector, calibrator)
+    return Contender(model.version, detector, calibrator, trained)
 
 
 @contextmanager

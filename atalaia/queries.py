@@ -46,6 +46,7 @@ from storage.models import (
     EventRow,
     LabelRow,
     ModelRow,
+    ModelUpdateRow,
     MonitorRow,
     QuarantineRow,
     RunRow,
@@ -55,6 +56,7 @@ from storage.monitors import monitor_id
 from storage.registry import champion, find_model, list_models
 from storage.scores import COLUMNS as SCORE_COLUMNS
 from storage.scores import read_scores, scores_as_frame
+from storage.updates import newest_update
 
 
 @contextmanager
@@ -241,6 +243,12 @@ def stored_model(settings: Settings, monitor: str, version: int | None = None) -
     """The monitor's model ``version``, or its champion when None (``model_version``)."""
     with reading(settings) as session:
         return model_version(session, monitor, version)
+
+
+def newest_model_update(settings: Settings, model_id: int) -> ModelUpdateRow | None:
+    """Model ``model_id``'s newest online update (``atalaia.adaptation``), or None."""
+    with reading(settings) as session:
+        return newest_update(session, model_id)
 
 
 def quarantined(settings: Settings, batch_ids: list[int]) -> list[QuarantineRow]:

@@ -2,7 +2,10 @@
 
 The baseline is the monitor's accepted rows in a time range (or its last N batches), minus
 rows inside labelled incidents and inside stored events (what a model already found
-anomalous, so a retrained model does not learn it as normal). Its last
+anomalous, so a retrained model does not learn it as normal) that are less than
+``baseline.adapt.after`` older than the newest scored batch: an event older than that,
+with no label, was a lasting change nobody called an incident, and joins
+(``atalaia.adaptation``). Its last
 ``calibration.fraction`` in time is held out: the detector is fitted on the earlier rows and
 the conformal calibrator on the held-out ones, so calibration sees scores of rows the
 detector never trained on.
@@ -66,8 +69,10 @@ def assemble_baseline(
     monitor_id: int,
     start: datetime | None = None,
     end: datetime | None = None,
+    newest: datetime | None = None,
 ) -> Baseline:
-    """The baseline rows: ``[start, end)`` if given, else the monitor's baseline policy."""
+    """The baseline rows: ``[start, end)`` if given, else the monitor's baseline policy;
+    ``newest``: the end of the newest scored batch (default: the baseline's end)."""
     if start is None or end is None:
         if monitor.baseline.last_intervals is not None:
             batches = latest_batches(session, monitor_id, monitor.baseline.last_intervals)
@@ -77,7 +82,13 @@ def assemble_baseline(
         else:
             start, end = monitor.baseline.start, monitor.baseline.end
     frame = landed_rows(session, monitor, monitor_id, start, end, "the baseline")
-    frame = _without_known_anomalies(session, frame, monitor, monitor_id, start, end)
+    joined_before = joined_until(monitor, newest or end)
+    frame = _without_known_anomalies(session, frame, monitor, monitor_id, start, end, joined_before)
+    if frame.empty:
+        raise EmptyBatchError(
+            f"monitor {monitor.name}: every row of the baseline [{start}, {end}) lies in a "
+            "labelled incident or a recent event: nothing normal to train on"
+        )
     frame = frame.reset_index(drop=True)
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values).hexdigest()
     return Baseline(start=start, end=end, frame=frame, sha256=digest)
@@ -112,21 +123,31 @@ def _without_known_anomalies(
     monitor_id: int,
     start: datetime,
     end: datetime,
+    joined_before: datetime | None,
 ) -> pd.DataFrame:
-    """``frame`` without rows inside labels or inside events (of any model version)."""
+    """``frame`` without rows inside labels, or inside events (of any model version) at or
+    after ``joined_before`` (None: all of every event's rows)."""
     spans = [
         (label.entity, label.start_ts, label.end_ts)
         for label in labels_overlapping(session, monitor_id, start, end)
     ]
+    joined_before = start if joined_before is None else max(start, joined_before)
     spans += [
-        (event.entity, event.start_ts, event.end_ts)
-        for event in events_overlapping(session, monitor_id, start, end)
+        (event.entity, max(event.start_ts, joined_before), event.end_ts)
+        for event in events_overlapping(session, monitor_id, joined_before, end)
     ]
     inside = inside_spans(entity_keys(frame, monitor), frame[monitor.timestamp], spans)
     return frame[~inside]
 
 
 Span = tuple[str | None, datetime, datetime]
+
+
+def joined_until(monitor: Monitor, newest: datetime) -> datetime | None:
+    """Flagged rows without a label before this time have joined the baseline, once the
+    newest scored batch ended at ``newest`` (``baseline.adapt.after``); None: none join."""
+    delay = monitor.baseline.adapt.delay
+    return None if delay is None else newest - delay
 
 
 def inside_spans(entities: pd.Series, stamps: pd.Series, spans: list[Span]) -> pd.Series:

@@ -27,6 +27,7 @@ class WalkResult:
     scored: list[jobs.ScoreResult] = field(default_factory=list)
     retrained: list[jobs.RetrainResult] = field(default_factory=list)
     empty_intervals: int = 0
+    retrains_without_data: list[str] = field(default_factory=list)
 
 
 def scheduled_intervals(
@@ -54,7 +55,9 @@ def walk_forward(
     monitor: Monitor, start: datetime, end: datetime, *, settings: Settings
 ) -> WalkResult:
     """Ingest and score every scheduled interval of ``[start, end)``, retraining when the
-    retrain schedule ticks; an interval without rows is counted and not scored."""
+    retrain schedule ticks; an interval without rows is counted and not scored, and a
+    retrain without rows to learn from (its run recorded as failed) is noted and the walk
+    goes on, as the DAGs do."""
     result = WalkResult()
     for first, last in scheduled_intervals(monitor.schedule.score, start, end):
         if ingest_available(monitor, first, last, settings=settings):
@@ -62,7 +65,10 @@ def walk_forward(
         else:
             result.empty_intervals += 1
         if monitor.schedule.retrain and ticks_within(monitor.schedule.retrain, first, last):
-            result.retrained.append(jobs.retrain(monitor, settings=settings))
+            try:
+                result.retrained.append(jobs.retrain(monitor, settings=settings))
+            except EmptyBatchError as refused:  # the DAG's retrain task fails; scoring goes on
+                result.retrains_without_data.append(str(refused))
     return result
 
 

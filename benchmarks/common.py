@@ -435,6 +435,12 @@ def argument_parser(description: str, data_subdir: str, output: str) -> argparse
         default=default_data_dir() / "published",
         help="the published result tables (default: %(default)s)",
     )
+    parser.add_argument(
+        "--half",
+        choices=["tune", "confirm"],
+        default=None,
+        help="run only the series of this half (``half``; default: both)",
+    )
     return parser
 
 

@@ -326,6 +326,8 @@ def main() -> None:
     specs = setup(args)
     template = load_template(args.template)
     corpus, windows = load_corpus(args.data_dir), load_windows(args.data_dir)
+    if args.half:
+        corpus = {file: frame for file, frame in corpus.items() if half(file) == args.half}
     if not corpus:
         parser.error(f"no data/<category>/<file>.csv in {args.data_dir}")
     rows: list[dict] = []

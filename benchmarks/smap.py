@@ -312,6 +312,8 @@ def main() -> None:
     if args.channels:
         wanted = set(args.channels.split(","))
         channels = [channel for channel in channels if channel.name in wanted]
+    if args.half:
+        channels = [channel for channel in channels if half(channel.name) == args.half]
     folders = array_folders(args.data_dir, args.cache_dir)
     rows, missing = [], []
     for channel in channels:

@@ -25,6 +25,14 @@ from those lags alone (exact when the innovation is one Gaussian), and missing l
 channels are integrated out.
 Attribution: each channel's NLL given the other channels' residuals, put on that channel's
 last-step column (lag columns get 0).
+
+Online updates (``partial_fit``): the fit keeps its sufficient statistics (counts, sums and
+sums of products of the window values, each optionally discounted by a forgetting factor),
+so new windows update the standardisation, the lags' mean and covariance and with them
+every conditional, exactly as a refit on all the windows would. The order and the
+innovation mixture's shape are kept: the mixture is mapped linearly so that its covariance
+follows the updated residual covariance (with one component, exactly the refit's). A refit
+chooses both again.
 """
 
 from __future__ import annotations
@@ -32,11 +40,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from detectors.base import Detector
 from detectors.gmm import CHUNK, mixture_by_bic, stacked_whitening, whitened_log_density
 from detectors.missing import observed_patterns
-from detectors.windows import channel_scaling, column_lags, window_channels
+from detectors.windows import CONSTANT_SPREAD, channel_scaling, column_lags, window_channels
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,93 @@ class _Conditional:
     observed: np.ndarray  # bool over lag columns
     coef: np.ndarray  # (observed lags, d): mean = target mean + (lags - lag mean) @ coef
     covariance: np.ndarray  # (d, d) predictive covariance
+
+
+@dataclass(frozen=True)
+class _Statistics:
+    """Sufficient statistics of windows, about a fixed ``reference`` per channel (for
+    precision): per channel, the weight, sum and sum of squares of every observed step
+    value (the standardisation); over fully observed windows, their weight, sum and sum of
+    outer products (the lags' mean and covariance)."""
+
+    reference: np.ndarray  # (d,)
+    value_weight: np.ndarray  # (d,)
+    value_sum: np.ndarray  # (d,)
+    value_squares: np.ndarray  # (d,)
+    window_weight: float
+    window_sum: np.ndarray  # (columns,)
+    window_products: np.ndarray  # (columns, columns)
+
+    @classmethod
+    def of(cls, X: np.ndarray, reference: np.ndarray) -> _Statistics:
+        d = len(reference)
+        steps = X.reshape(len(X), -1, d) - reference
+        seen = ~np.isnan(steps)
+        filled = np.where(seen, steps, 0.0)
+        complete = ~np.isnan(X).any(axis=1)
+        windows = X[complete] - np.tile(reference, X.shape[1] // d)
+        return cls(
+            reference=reference,
+            value_weight=seen.sum(axis=(0, 1)).astype(np.float64),
+            value_sum=filled.sum(axis=(0, 1)),
+            value_squares=(filled**2).sum(axis=(0, 1)),
+            window_weight=float(len(windows)),
+            window_sum=windows.sum(axis=0),
+            window_products=windows.T @ windows,
+        )
+
+    def scaled(self, factor: float) -> _Statistics:
+        """Every weight and sum times ``factor`` (forgetting)."""
+        return _Statistics(
+            self.reference,
+            self.value_weight * factor,
+            self.value_sum * factor,
+            self.value_squares * factor,
+            self.window_weight * factor,
+            self.window_sum * factor,
+            self.window_products * factor,
+        )
+
+    def plus(self, other: _Statistics) -> _Statistics:
+        """The statistics of both sets of windows (same reference)."""
+        return _Statistics(
+            self.reference,
+            self.value_weight + other.value_weight,
+            self.value_sum + other.value_sum,
+            self.value_squares + other.value_squares,
+            self.window_weight + other.window_weight,
+            self.window_sum + other.window_sum,
+            self.window_products + other.window_products,
+        )
+
+    def scaling(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each channel's mean and standard deviation, as ``channel_scaling`` gives them."""
+        offset = self.value_sum / self.value_weight
+        spread = np.sqrt(np.maximum(self.value_squares / self.value_weight - offset**2, 0.0))
+        center = self.reference + offset
+        varies = spread > CONSTANT_SPREAD * np.maximum(1.0, np.abs(center))
+        return center, np.where(varies, spread, 1.0)
+
+    def moments(self, center: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and (biased) covariance of the fully observed windows, standardised."""
+        columns = len(self.window_sum) // len(center)
+        mean = self.window_sum / self.window_weight
+        covariance = self.window_products / self.window_weight - np.outer(mean, mean)
+        scales = np.tile(scale, columns)
+        standard_mean = (mean + np.tile(self.reference - center, columns)) / scales
+        return standard_mean, covariance / np.outer(scales, scales)
+
+    def as_weights(self) -> dict[str, np.ndarray]:
+        return {f"statistics_{name}": np.asarray(value) for name, value in vars(self).items()}
+
+    @classmethod
+    def from_weights(cls, weights: dict[str, np.ndarray]) -> _Statistics | None:
+        """The statistics saved with a model; None for one saved before they were kept."""
+        if "statistics_reference" not in weights:
+            return None
+        values = {field: weights[f"statistics_{field}"] for field in cls.__dataclass_fields__}
+        values["window_weight"] = float(values["window_weight"])
+        return cls(**values)
 
 
 # Rows that share a pattern of observed lags, and the conditional they are scored with.
@@ -132,12 +228,11 @@ class LinearARDetector(Detector):
         d = window_channels(X.shape[1], names, self.channels)
         self.n_channels_ = d
         self.center_, self.scale_ = channel_scaling(X, d)
-        Z = self._standardise(X)
-        complete = ~np.isnan(Z).any(axis=1)
+        complete = ~np.isnan(X).any(axis=1)
         if complete.sum() < 2:
             raise ValueError("need at least 2 fully observed windows to fit")
-        self.mean_ = Z[complete].mean(axis=0)
-        self.covariance_ = np.atleast_2d(np.cov(Z[complete], rowvar=False, bias=True))
+        self.statistics_ = _Statistics.of(X, self.center_)
+        self.mean_, self.covariance_ = self.statistics_.moments(self.center_, self.scale_)
         self.lags_ = column_lags(X.shape[1], d, names)[:-d]
         self._conditionals: dict[bytes, _Conditional] = {}
         most = self._recent_steps()
@@ -158,6 +253,43 @@ class LinearARDetector(Detector):
         self.innovation_weights_ = mixture.weights_
         self.innovation_means_ = mixture.means_
         self.innovation_covariances_ = mixture.covariances_
+
+    def partial_fit(self, X: np.ndarray | pd.DataFrame, forget: float = 1.0) -> LinearARDetector:
+        """Learn the windows ``X`` on top of what the model has learned, the earlier windows'
+        weight first multiplied by ``forget`` (1: none forgotten). Windows with a missing
+        value count towards the standardisation only, as in ``fit``."""
+        self._check_fitted()
+        if self.statistics_ is None:
+            raise ValueError("saved before ar kept its statistics for online updates: retrain it")
+        if not 0 < forget <= 1:
+            raise ValueError(f"forget must be in (0, 1], got {forget}")
+        values = self._as_array(X)
+        every_lag = np.ones(len(self.mean_) - self.n_channels_, dtype=bool)
+        before = self._conditional(every_lag).covariance
+        self.statistics_ = self.statistics_.scaled(forget).plus(
+            _Statistics.of(values, self.statistics_.reference)
+        )
+        self.center_, self.scale_ = self.statistics_.scaling(self.n_channels_)
+        self.mean_, self.covariance_ = self.statistics_.moments(self.center_, self.scale_)
+        self._conditionals = {}
+        after = self._conditional(every_lag).covariance
+        self._follow_residuals(before, after)
+        return self
+
+    def _follow_residuals(self, before: np.ndarray, after: np.ndarray) -> None:
+        """Map the innovation mixture from residual covariance ``before`` to ``after`` (each
+        with ``min_variance`` on its diagonal, as ``_conditional`` gives them): ``A = L_after
+        L_before^-1``, applied to the means and to the covariances less ``reg_covar``, which
+        the mixture's fit added to them."""
+        floor = self.min_variance * np.eye(len(before))
+        mapping = np.linalg.cholesky(after - floor) @ np.linalg.inv(
+            np.linalg.cholesky(before - floor)
+        )
+        reg = self.reg_covar * np.eye(len(before))
+        self.innovation_means_ = self.innovation_means_ @ mapping.T
+        self.innovation_covariances_ = (
+            np.einsum("ij,kjl,ml->kim", mapping, self.innovation_covariances_ - reg, mapping) + reg
+        )
 
     def _recent_steps(self) -> int:
         """How many steps back the lags run without a break (seasonal lags lie beyond)."""
@@ -347,6 +479,7 @@ class LinearARDetector(Detector):
             "innovation_weights": self.innovation_weights_,
             "innovation_means": self.innovation_means_,
             "innovation_covariances": self.innovation_covariances_,
+            **({} if self.statistics_ is None else self.statistics_.as_weights()),
         }
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
@@ -363,4 +496,5 @@ class LinearARDetector(Detector):
         self.innovation_weights_ = weights["innovation_weights"]
         self.innovation_means_ = weights["innovation_means"]
         self.innovation_covariances_ = weights["innovation_covariances"]
+        self.statistics_ = _Statistics.from_weights(weights)
         self._conditionals = {}

@@ -138,6 +138,30 @@ class ModelRow(Base):
     previous_champion: Mapped[int | None]
 
 
+class ModelUpdateRow(Base):
+    """An online update of a model version: the batch it learned (``learned_start`` to
+    ``learned_end``), and the detector and calibrator it left. Batches that start at or after
+    ``learned_end`` are scored by the newest such update (``storage.updates``)."""
+
+    __tablename__ = "model_updates"
+    __table_args__ = (
+        UniqueConstraint("model_id", "number"),
+        UniqueConstraint("model_id", "learned_end"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    learned_start: Mapped[datetime]
+    learned_end: Mapped[datetime]
+    flagged_through: Mapped[datetime]
+    rows: Mapped[int]
+    flagged_rows: Mapped[int]
+    artifact_path: Mapped[str] = mapped_column(String(1024))
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class RunRow(Base):
     """One execution of a job (ingest, train, score) for a monitor."""
 
@@ -204,6 +228,7 @@ class EventRow(Base):
     anomalies: Mapped[int] = mapped_column(Integer)
     is_open: Mapped[bool] = mapped_column(Boolean)
     top_features: Mapped[list[Any]]
+    absorbed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -256,3 +256,31 @@ def test_predictive_moments_of_a_known_autoregression() -> None:
     np.testing.assert_allclose(mean[:, 1], 10.0 + 0.8 * (previous - 10.0), atol=0.15)
     np.testing.assert_allclose(sd[:, 1], 2.0, rtol=0.05)
     assert np.isnan(mean[:, 0]).all()
+
+
+def test_an_online_update_gives_the_refit_likelihoods(tmp_path: Path) -> None:
+    """Without forgetting, learning windows online gives the predictive likelihoods that a
+    refit on all the windows gives (same order, Gaussian innovations), also after a save."""
+    windows = windows_of(seasonal_series())
+    windows.iloc[40, 3] = np.nan  # a window that counts towards the scaling only
+    first, second = windows.iloc[:1500], windows.iloc[1500:3000]
+    settings = {"order": 3, "max_components": 1}
+    online = detectors.create("ar", **settings).fit(first)
+    online.save(tmp_path / "model")
+    updated = detectors.load(tmp_path / "model").partial_fit(second)
+    refit = detectors.create("ar", **settings).fit(windows.iloc[:3000])
+    np.testing.assert_allclose(
+        updated.score_samples(windows), refit.score_samples(windows), rtol=1e-9, atol=1e-9
+    )
+    assert not np.allclose(online.score_samples(windows), refit.score_samples(windows))
+
+
+def test_forgetting_weighs_the_newest_windows_more() -> None:
+    """With forgetting, the learned level moves towards the newest windows' level."""
+    windows = windows_of(seasonal_series())
+    shifted = windows.iloc[1500:3000] + 5.0
+    kept = detectors.create("ar").fit(windows.iloc[:1500]).partial_fit(shifted)
+    forgot = detectors.create("ar").fit(windows.iloc[:1500]).partial_fit(shifted, forget=0.01)
+    assert forgot.center_[0] > kept.center_[0] + 2.0
+    with pytest.raises(ValueError, match="forget"):
+        kept.partial_fit(shifted, forget=0.0)
