@@ -51,6 +51,16 @@ from storage.updates import newest_update, record_update, update_in_effect
 log = logging.getLogger(__name__)
 
 
+def event_state(event: EventRow) -> str:
+    """An event's state for people: open (it may still grow), absorbed ("new normal since"
+    its start), both, or neither ("")."""
+    states = ["open"] if event.is_open else []
+    if event.absorbed_at is not None:
+        since, absorbed = (f"{t:%Y-%m-%d %H:%M}" for t in (event.start_ts, event.absorbed_at))
+        states.append(f"new normal since {since} (absorbed {absorbed})")
+    return "; ".join(states)
+
+
 def in_effect(
     session: Session,
     model: ModelRow,

@@ -131,6 +131,7 @@ EVENT_FIELDS = {
     "peak_z": "the largest z (normal quantile of 1 - p)",
     "anomalies": "anomalous steps in the event",
     "open": "whether the event may still grow",
+    "absorbed_at": "when its rows joined the baseline as the new normal (baseline.adapt), or None",
     "version": "the model version that found it",
     "top_features": "list of {feature, share, contribution}, largest share first",
 }
@@ -149,6 +150,7 @@ def event_record(monitor: str, event: EventRow, version: int) -> dict[str, Any]:
         "peak_z": event.peak_z,
         "anomalies": event.anomalies,
         "open": event.is_open,
+        "absorbed_at": event.absorbed_at,
         "version": version,
         "top_features": [
             {"feature": item["feature"], "share": share, "contribution": item["contribution"]}

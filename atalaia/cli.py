@@ -661,10 +661,11 @@ def _track(intervals: list[tuple[datetime, datetime]], what: str, quiet: bool = 
 
 def _events_table(rows: list, title: str) -> Table:
     """``(event, version)`` rows as a table."""
+    from atalaia.adaptation import event_state
     from atalaia.attribution import shares_text
 
     table = Table(title=title)
-    columns = ("entity", "start", "end", "anomalies", "peak z", "open", "top features", "version")
+    columns = ("entity", "start", "end", "anomalies", "peak z", "state", "top features", "version")
     for column in columns:
         table.add_column(column)
     for event, version in rows:
@@ -674,7 +675,7 @@ def _events_table(rows: list, title: str) -> Table:
             f"{event.end_ts:%Y-%m-%d %H:%M}",
             str(event.anomalies),
             f"{event.peak_z:.2f}",
-            "yes" if event.is_open else "",
+            event_state(event),
             shares_text(event.top_features),
             str(version),
         )

@@ -572,6 +572,7 @@ def _event_summary(event: EventRow, version: int, verdict: str | None) -> dict[s
         "peak_z": number(event.peak_z),
         "anomalies": event.anomalies,
         "open": event.is_open,
+        "absorbed_at": iso(event.absorbed_at),
         "model_version": version,
         "top_features": [
             {"feature": item["feature"], "share": round(share, 4)}

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from atalaia.adaptation import event_state
 from atalaia.attribution import shares_text, stored_shares
 from atalaia.config import Monitor
 from atalaia.errors import AtalaiaError
@@ -251,7 +252,7 @@ def _events_table(events: list[EventRow], models: dict[int, ModelRow]) -> str:
             "peak",
             "peak z",
             "anomalous rows",
-            "open",
+            "state",
             "top features (share of the evidence)",
             "version",
         )
@@ -266,7 +267,7 @@ def _events_table(events: list[EventRow], models: dict[int, ModelRow]) -> str:
             _time(event.peak_ts),
             f"{event.peak_z:.2f}",
             str(event.anomalies),
-            "open" if event.is_open else "",
+            event_state(event),
             top,
             str(models[event.model_id].version),
         )

@@ -96,6 +96,13 @@ def test_an_unlabelled_shift_is_an_incident_first_then_the_new_normal(
     assert flagged[9] < 0.05 and flagged[10] < 0.05 and flagged[11] < 0.05
     shift_events = [e for e in events(settings) if e.start_ts >= SHIFT - timedelta(minutes=5)]
     assert shift_events[0].start_ts == SHIFT and shift_events[0].absorbed_at is not None
+    listed = CliRunner().invoke(
+        app,
+        ["events", "shift", "--since", "2026-03-06", "--until", "2026-03-07"],
+        env={"COLUMNS": "400"},
+    )
+    assert listed.exit_code == 0, listed.output
+    assert "new normal since 2026-03-06 00:00" in listed.output
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
