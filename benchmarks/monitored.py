@@ -101,7 +101,8 @@ def monitor_document(
         "timestamp": TIMESTAMP,
         "features": features,
         "frequency": frequency,
-        "baseline": {"start": baseline[0].isoformat(), "end": baseline[1].isoformat()},
+        "baseline": template.get("baseline", {})
+        | {"start": baseline[0].isoformat(), "end": baseline[1].isoformat()},
         "detector": detector,
     }
 

@@ -9,7 +9,9 @@ plain Gaussian VAR; more let jumps that recur in normal data be likely, where a 
 Gaussian would call each of them extreme.
 
 The prediction is computed from the mean and covariance of the standardised training
-windows, so it can condition on any subset of the lags: the coefficients are a ridge
+windows (of the complete ones; where fewer than half the windows are complete, pairwise
+over the windows where both columns are observed, so a series with gaps everywhere trains
+too), so it can condition on any subset of the lags: the coefficients are a ridge
 regression on the observed lags, shrunk towards persistence (each channel's most recent
 observed value, the "Minnesota" prior of Bayesian VARs) rather than towards zero, so a
 channel that never moved in training is predicted to stay where it is, not to return to its
@@ -61,58 +63,62 @@ class _Conditional:
 class _Statistics:
     """Sufficient statistics of windows, about a fixed ``reference`` per channel (for
     precision): per channel, the weight, sum and sum of squares of every observed step
-    value (the standardisation); over fully observed windows, their weight, sum and sum of
-    outer products (the lags' mean and covariance)."""
+    value (the standardisation); per pair of window columns, over the windows where both
+    are observed, their weight, each column's sum and the sum of their products (the lags'
+    mean and covariance). ``pairwise``: every window counts towards the pairs where both
+    columns are observed; else only fully observed windows count (all pairs then share one
+    weight, and the moments are the complete windows')."""
 
     reference: np.ndarray  # (d,)
     value_weight: np.ndarray  # (d,)
     value_sum: np.ndarray  # (d,)
     value_squares: np.ndarray  # (d,)
-    window_weight: float
-    window_sum: np.ndarray  # (columns,)
-    window_products: np.ndarray  # (columns, columns)
+    pair_weight: np.ndarray  # (columns, columns)
+    pair_sum: np.ndarray  # (columns, columns): [i, j] sums column i where j is observed too
+    pair_products: np.ndarray  # (columns, columns)
+    pairwise: bool
 
     @classmethod
-    def of(cls, X: np.ndarray, reference: np.ndarray) -> _Statistics:
+    def of(cls, X: np.ndarray, reference: np.ndarray, pairwise: bool) -> _Statistics:
         d = len(reference)
         steps = X.reshape(len(X), -1, d) - reference
         seen = ~np.isnan(steps)
         filled = np.where(seen, steps, 0.0)
-        complete = ~np.isnan(X).any(axis=1)
-        windows = X[complete] - np.tile(reference, X.shape[1] // d)
+        observed = seen.reshape(len(X), -1)
+        if not pairwise:
+            observed = observed & observed.all(axis=1, keepdims=True)
+        windows = np.where(observed, filled.reshape(len(X), -1), 0.0)
+        observed = observed.astype(np.float64)
         return cls(
             reference=reference,
             value_weight=seen.sum(axis=(0, 1)).astype(np.float64),
             value_sum=filled.sum(axis=(0, 1)),
             value_squares=(filled**2).sum(axis=(0, 1)),
-            window_weight=float(len(windows)),
-            window_sum=windows.sum(axis=0),
-            window_products=windows.T @ windows,
+            pair_weight=observed.T @ observed,
+            pair_sum=windows.T @ observed,
+            pair_products=windows.T @ windows,
+            pairwise=pairwise,
         )
 
     def scaled(self, factor: float) -> _Statistics:
         """Every weight and sum times ``factor`` (forgetting)."""
         return _Statistics(
             self.reference,
-            self.value_weight * factor,
-            self.value_sum * factor,
-            self.value_squares * factor,
-            self.window_weight * factor,
-            self.window_sum * factor,
-            self.window_products * factor,
+            *(getattr(self, name) * factor for name in self._summed()),
+            pairwise=self.pairwise,
         )
 
     def plus(self, other: _Statistics) -> _Statistics:
         """The statistics of both sets of windows (same reference)."""
         return _Statistics(
             self.reference,
-            self.value_weight + other.value_weight,
-            self.value_sum + other.value_sum,
-            self.value_squares + other.value_squares,
-            self.window_weight + other.window_weight,
-            self.window_sum + other.window_sum,
-            self.window_products + other.window_products,
+            *(getattr(self, name) + getattr(other, name) for name in self._summed()),
+            pairwise=self.pairwise,
         )
+
+    @classmethod
+    def _summed(cls) -> list[str]:
+        return [name for name in cls.__dataclass_fields__ if name not in ("reference", "pairwise")]
 
     def scaling(self, d: int) -> tuple[np.ndarray, np.ndarray]:
         """Each channel's mean and standard deviation, as ``channel_scaling`` gives them."""
@@ -123,13 +129,26 @@ class _Statistics:
         return center, np.where(varies, spread, 1.0)
 
     def moments(self, center: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and (biased) covariance of the fully observed windows, standardised."""
-        columns = len(self.window_sum) // len(center)
-        mean = self.window_sum / self.window_weight
-        covariance = self.window_products / self.window_weight - np.outer(mean, mean)
+        """Each column's mean, and the (biased) covariance of each pair of columns over the
+        windows where both are observed, made positive semi-definite; standardised. With
+        every window complete, the complete windows' mean and covariance."""
+        weight = self.pair_weight
+        if np.diagonal(weight).min() < 2:
+            raise ValueError(
+                "need every step of the window observed in at least 2 windows"
+                if self.pairwise
+                else "need at least 2 fully observed windows to fit"
+            )
+        together = np.maximum(weight, 1.0)
+        means = self.pair_sum / together  # [i, j]: column i's mean where j is observed too
+        covariance = np.where(weight > 0, self.pair_products / together - means * means.T, 0.0)
+        if self.pairwise:  # estimates from different windows: made positive semi-definite
+            values, vectors = np.linalg.eigh(covariance)
+            covariance = (vectors * np.clip(values, 0.0, None)) @ vectors.T
+        columns = len(weight) // len(center)
         scales = np.tile(scale, columns)
-        standard_mean = (mean + np.tile(self.reference - center, columns)) / scales
-        return standard_mean, covariance / np.outer(scales, scales)
+        mean = np.diagonal(means) + np.tile(self.reference - center, columns)
+        return mean / scales, covariance / np.outer(scales, scales)
 
     def as_weights(self) -> dict[str, np.ndarray]:
         return {f"statistics_{name}": np.asarray(value) for name, value in vars(self).items()}
@@ -140,8 +159,7 @@ class _Statistics:
         if "statistics_reference" not in weights:
             return None
         values = {field: weights[f"statistics_{field}"] for field in cls.__dataclass_fields__}
-        values["window_weight"] = float(values["window_weight"])
-        return cls(**values)
+        return cls(**values | {"pairwise": bool(values["pairwise"])})
 
 
 # Rows that share a pattern of observed lags, and the conditional they are scored with.
@@ -228,21 +246,26 @@ class LinearARDetector(Detector):
         d = window_channels(X.shape[1], names, self.channels)
         self.n_channels_ = d
         self.center_, self.scale_ = channel_scaling(X, d)
-        complete = ~np.isnan(X).any(axis=1)
-        if complete.sum() < 2:
-            raise ValueError("need at least 2 fully observed windows to fit")
-        self.statistics_ = _Statistics.of(X, self.center_)
+        # most windows complete: their moments; else (a series with gaps everywhere) the
+        # pairwise moments of every window, and innovations fitted on the residuals of
+        # every window whose last step is observed
+        fitted = ~np.isnan(X).any(axis=1)
+        last_observed = ~np.isnan(X[:, -d:]).any(axis=1)
+        pairwise = fitted.sum() < last_observed.sum() / 2
+        if pairwise:
+            fitted = last_observed
+        self.statistics_ = _Statistics.of(X, self.center_, pairwise)
         self.mean_, self.covariance_ = self.statistics_.moments(self.center_, self.scale_)
         self.lags_ = column_lags(X.shape[1], d, names)[:-d]
         self._conditionals: dict[bytes, _Conditional] = {}
         most = self._recent_steps()
         if self.order == "bic":
-            self.order_ = self._bic_order(most, int(complete.sum()))
+            self.order_ = self._bic_order(most, int(fitted.sum()))
         elif isinstance(self.order, int) and self.order >= 0:
             self.order_ = min(self.order, most)
         else:
             raise ValueError(f'order must be a non-negative int or "bic", got {self.order!r}')
-        residuals, _ = self._predictions(X[complete])
+        residuals, _ = self._predictions(X[fitted])
         mixture = mixture_by_bic(
             residuals,
             self.max_components,
@@ -267,7 +290,7 @@ class LinearARDetector(Detector):
         every_lag = np.ones(len(self.mean_) - self.n_channels_, dtype=bool)
         before = self._conditional(every_lag).covariance
         self.statistics_ = self.statistics_.scaled(forget).plus(
-            _Statistics.of(values, self.statistics_.reference)
+            _Statistics.of(values, self.statistics_.reference, self.statistics_.pairwise)
         )
         self.center_, self.scale_ = self.statistics_.scaling(self.n_channels_)
         self.mean_, self.covariance_ = self.statistics_.moments(self.center_, self.scale_)

@@ -284,3 +284,19 @@ def test_forgetting_weighs_the_newest_windows_more() -> None:
     assert forgot.center_[0] > kept.center_[0] + 2.0
     with pytest.raises(ValueError, match="forget"):
         kept.partial_fit(shifted, forget=0.0)
+
+
+def test_a_series_with_gaps_everywhere_trains_on_its_pairs_and_finds_a_spike() -> None:
+    """With a third of the steps missing at random, no window of 12 steps is complete: the
+    moments come from the pairs of steps observed together, online updates included."""
+    data = seasonal_series()
+    data.loc[3000, "a"] += 1.5
+    windows = windows_of(data, window=12)
+    gaps = np.random.default_rng(3).random(windows.shape) < 1 / 3
+    with_gaps = windows.mask(gaps)
+    assert not with_gaps.notna().all(axis=1).any()
+    model = detectors.create("ar").fit(with_gaps.iloc[:1500])
+    model.partial_fit(with_gaps.iloc[1500:2500])
+    scores = model.decision_function(windows)  # every step observed when scored
+    assert np.isfinite(scores).all()
+    assert scores[3000] > np.quantile(np.delete(scores, range(3000, 3012)), 0.999)
