@@ -203,7 +203,11 @@ class BaselinePolicy(_Strict):
         description="fit on at most this many of the baseline's training rows (windows): a "
         "uniform random sample with a fixed seed; calibration still scores every held-out row",
     )
-    adapt: Adaptation = Field(default_factory=Adaptation)
+    adapt: Adaptation = Field(
+        default_factory=Adaptation,
+        description="how a lasting change joins the baseline as the new normal "
+        "(docs/adaptation.md)",
+    )
 
     @field_validator("start", "end")
     @classmethod

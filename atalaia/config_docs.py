@@ -94,17 +94,21 @@ ENVIRONMENT: dict[str, tuple[str, str | None, str]] = {
 }
 
 
-def sections() -> list[tuple[str, type[BaseModel]]]:
-    """The sections of a monitor file, in the order of ``Monitor``'s fields: one per model a
-    field holds (a tagged union, such as ``source``, one per kind)."""
+def sections(
+    model: type[BaseModel] = config.Monitor, prefix: str = ""
+) -> list[tuple[str, type[BaseModel]]]:
+    """The sections of a monitor file, in the order of ``Monitor``'s fields, each followed
+    by the sections nested in it (``baseline.adapt``): one per model a field holds (a tagged
+    union, such as ``source``, one per kind)."""
     found = []
-    for name, field in config.Monitor.model_fields.items():
+    for name, field in model.model_fields.items():
         models = _models(field.annotation)
-        for model in models:
+        for inner in models:
+            label = f"{prefix}{name}"
             if len(models) > 1:
-                found.append((f"{name} (kind: {model.model_fields['kind'].default})", model))
-            else:
-                found.append((name, model))
+                label += f" (kind: {inner.model_fields['kind'].default})"
+            found.append((label, inner))
+            found += sections(inner, f"{prefix}{name}.")
     return found
 
 
