@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def learn_batch(
     learned), nor twice for one batch."""
     if not learns_online(monitor, detector):
         return None
+    began = time.perf_counter()
     newest = newest_update(session, model.id)
     learned_until = model.baseline_end if newest is None else newest.learned_end
     if start < learned_until:
@@ -132,6 +134,7 @@ def learn_batch(
             flagged_through=flagged_through,
             rows=len(windows),
             flagged_rows=flagged,
+            seconds=time.perf_counter() - began,
             artifact_path=folder,
             artifact_sha256=sha256,
         ),

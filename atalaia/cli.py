@@ -600,7 +600,8 @@ def models_show(monitor: MonitorArg, version: Version) -> None:
         "online updates": "none"
         if update is None
         else f"{update.number}, the newest learned [{update.learned_start}, "
-        f"{update.learned_end}) ({update.rows} steps, {update.flagged_rows} of them flagged)",
+        f"{update.learned_end}) ({update.rows} steps, {update.flagged_rows} of them flagged, "
+        f"in {update.seconds:.2f} s)",
     }
     if bound is not None:
         fields["trained with"] = ", ".join(

@@ -515,6 +515,7 @@ def series(backend: str, detector: str, work: Path, threads: int) -> list[Row]:
         scored = run_command(
             ["score", str(monitor), "--start", _stamp(day), "--end", _stamp(2 * day)], env
         )
+        updates = _update_seconds(store.url)
         return [
             Row(label, backend, f"train ({detector})", rows_per_day, *_m(train)),
             Row(label, backend, f"score ({detector})", rows_per_day, *_m(scored)),
@@ -527,9 +528,33 @@ def series(backend: str, detector: str, work: Path, threads: int) -> list[Row]:
                 max(train.peak_mb, scored.peak_mb),
                 notes=f"targets: under {MAX_SERIES_SECONDS:.0f} s and {MAX_SERIES_RSS_MB:.0f} MB",
             ),
+            *[
+                Row(
+                    label,
+                    backend,
+                    f"online update within score ({detector})",
+                    rows_per_day,
+                    seconds,
+                    notes=f"{seconds / scored.seconds:.1%} of the score command; target: "
+                    "under 10% of scoring the batch",
+                )
+                for seconds in updates
+            ],
         ]
     finally:
         store.drop()
+
+
+def _update_seconds(url: str) -> list[float]:
+    """How long each online update recorded in the store took (``model_updates``)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(text("SELECT seconds FROM model_updates")).scalars())
+    finally:
+        engine.dispose()
 
 
 def big(rows_total: int, work: Path, threads: int) -> list[Row]:

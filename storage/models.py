@@ -157,6 +157,7 @@ class ModelUpdateRow(Base):
     flagged_through: Mapped[datetime]
     rows: Mapped[int]
     flagged_rows: Mapped[int]
+    seconds: Mapped[float] = mapped_column(Float)
     artifact_path: Mapped[str] = mapped_column(String(1024))
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -47,9 +47,7 @@ def update_counts(session: Session, model_ids: list[int]) -> dict[int, int]:
 
 
 def record_update(session: Session, update: ModelUpdateRow) -> ModelUpdateRow:
-    """Store ``update`` (its number the next of its model's)."""
-    newest = newest_update(session, update.model_id)
-    update.number = 1 if newest is None else newest.number + 1
+    """Store ``update`` (numbered by the caller: the next of its model's)."""
     session.add(update)
     session.flush()
     return update

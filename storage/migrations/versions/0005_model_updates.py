@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("flagged_through", UTCDateTime(), nullable=False),
         sa.Column("rows", sa.Integer(), nullable=False),
         sa.Column("flagged_rows", sa.Integer(), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
         sa.Column("artifact_path", sa.String(length=1024), nullable=False),
         sa.Column("artifact_sha256", sa.String(length=64), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
