@@ -157,9 +157,10 @@ class Adaptation(_Strict):
         "rows never join, the monitor never adapts",
     )
     online: bool = Field(
-        default=True,
-        description="detectors that can (ar) learn each scored batch's rows as it is scored, "
-        "recorded as numbered updates of the version; others learn only when retrained",
+        default=False,
+        description="detectors that can (ar) also learn each batch's joining rows as it is "
+        "scored, recorded as numbered updates of the version; off: they learn when retrained "
+        "(off by default: it lost NAB score on the tune half, docs/adaptation.md)",
     )
     half_life: str | None = Field(
         default=None,

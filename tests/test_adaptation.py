@@ -125,7 +125,8 @@ def test_a_monitor_that_never_adapts_keeps_flagging_the_shift(settings: Settings
 def test_ar_learns_each_batch_once_and_a_rescore_gives_the_same_scores(
     settings: Settings,
 ) -> None:
-    monitor = level_shift_monitor(settings, "kind: ar\n  window: 4", 'after: "1D"', "null")
+    adapt = 'after: "1D"\n    online: true'
+    monitor = level_shift_monitor(settings, "kind: ar\n  window: 4", adapt, "null")
     walk(monitor, settings)
     with transaction(store.engine(settings.store_url)) as session:
         updates = list(session.scalars(select(ModelUpdateRow).order_by(ModelUpdateRow.number)))
