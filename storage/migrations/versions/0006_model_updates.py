@@ -1,7 +1,7 @@
 """model_updates and events.absorbed_at: online updates of a version, absorbed events
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-07
 
 An online update records the batch a version learned after scoring it and the detector and
@@ -17,8 +17,8 @@ from alembic import op
 
 from storage.types import UTCDateTime
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
