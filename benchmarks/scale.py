@@ -474,8 +474,11 @@ def daily(backend: str, batches: int, work: Path, threads: int) -> list[Row]:
         store.drop()
 
 
-def series(backend: str, detector: str, work: Path, threads: int) -> list[Row]:
-    """1,000 entities x 1,440 steps x 4 features, window 32: train on a day, score the next."""
+def series(
+    backend: str, detector: str, work: Path, threads: int, online: bool = False
+) -> list[Row]:
+    """1,000 entities x 1,440 steps x 4 features, window 32: train on a day, score the next
+    (with ``online``, the score learns the day online: ``baseline.adapt.online``)."""
     home = work / f"series-{backend}-{detector}"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -489,12 +492,13 @@ def series(backend: str, detector: str, work: Path, threads: int) -> list[Row]:
         source,
         SERIES_FEATURES,
         detector,
-        f"  max_train_rows: {SERIES_TRAIN_ROWS}\n",
+        f"  max_train_rows: {SERIES_TRAIN_ROWS}\n"
+        + ("  adapt:\n    online: true\n" if online else ""),
     )
     store = Store(backend, home, f"atalaia_scale_{os.getpid()}")
     env = environment(home, store, threads)
     day = 24 * 60
-    label = "series 1,000 x 1,440 x 4, window 32"
+    label = "series 1,000 x 1,440 x 4, window 32" + (", adapt.online" if online else "")
     rows_per_day = SERIES_ENTITIES * SERIES_STEPS
     try:
         run_command(["db", "upgrade"], env)
@@ -620,6 +624,11 @@ def main() -> None:
     parser.add_argument("--rows", default="250000,1000000", help="tabular batch sizes")
     parser.add_argument("--daily", type=int, default=0, help="daily 100k-row batches (0: skip)")
     parser.add_argument("--series", default="", help="detectors for the many-series case")
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="the many-series case learns each scored day online (baseline.adapt.online)",
+    )
     parser.add_argument("--big", type=int, default=0, help="rows for the PostgreSQL big run")
     parser.add_argument("--threads", type=int, default=1, help="ATALAIA_THREADS for the commands")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "scale-bench")
@@ -639,7 +648,7 @@ def main() -> None:
             rows += daily(backend, args.daily, args.work, args.threads)
         for detector in [d for d in args.series.split(",") if d]:
             log(f"series {backend} {detector}")
-            rows += series(backend, detector, args.work, args.threads)
+            rows += series(backend, detector, args.work, args.threads, args.online)
     if args.big:
         log(f"big {args.big}")
         rows += big(args.big, args.work, args.threads)
