@@ -46,7 +46,7 @@ from atalaia.training import (
 from detectors import ConformalCalibrator, Detector
 from storage.labels import labels_overlapping
 from storage.models import EventRow, ModelRow, ModelUpdateRow
-from storage.scores import read_scores
+from storage.scores import read_scores, unflagged_scores
 from storage.updates import newest_update, record_update, update_in_effect
 
 log = logging.getLogger(__name__)
@@ -65,17 +65,21 @@ def event_state(event: EventRow) -> str:
 def in_effect(
     session: Session,
     model: ModelRow,
+    trained: Monitor,
     start: datetime,
     detector: Detector,
     calibrator: ConformalCalibrator,
-) -> tuple[Detector, ConformalCalibrator]:
-    """The detector and calibrator that score a batch of ``model`` starting at ``start``:
+) -> tuple[Detector, ConformalCalibrator, datetime | None]:
+    """The detector and calibrator that score a batch of ``model`` (``trained``: the monitor
+    as the version was trained) starting at ``start``:
     those of its update in effect then (``storage.updates.update_in_effect``), or the
-    version's own, ``detector`` and ``calibrator``."""
+    version's own, ``detector`` and ``calibrator``; and the time before which unflagged
+    scores are already in that calibrator (``pooled_until``; None for the version's own)."""
     found = update_in_effect(session, model.id, start)
     if found is None:
-        return detector, calibrator
-    return load_model(found.artifact_path, found.artifact_sha256)
+        return detector, calibrator, None
+    updated, recalibrated = load_model(found.artifact_path, found.artifact_sha256)
+    return updated, recalibrated, pooled_until(trained, found.learned_end)
 
 
 def learns_online(monitor: Monitor, detector: Detector) -> bool:
@@ -116,7 +120,7 @@ def learn_batch(
     windows, flagged = learned
     forget = monitor.baseline.adapt.forget(end - learned_until)
     updated = copy.deepcopy(detector).partial_fit(windows, forget=forget)
-    calibrator = _recalibrated(session, monitor, monitor_id, model, updated)
+    calibrator = _recalibrated(session, monitor, monitor_id, model, updated, end)
     number = 1 if newest is None else newest.number + 1
     folder = f"{model.artifact_path}.u{number:04d}"
     for leftover in clear_leftovers(Path(folder)):
@@ -207,24 +211,67 @@ def _label_spans(session: Session, monitor_id: int, start: datetime, end: dateti
 
 
 def _recalibrated(
-    session: Session, monitor: Monitor, monitor_id: int, model: ModelRow, detector: Detector
+    session: Session,
+    monitor: Monitor,
+    monitor_id: int,
+    model: ModelRow,
+    detector: Detector,
+    end: datetime,
 ) -> ConformalCalibrator:
-    """A calibrator for ``detector`` from the version's held-out baseline steps, scored again
-    by it: the last ``calibration.fraction`` of the version's baseline range, assembled as
-    training assembles a baseline."""
-    cut = held_out_start(model.baseline_start, model.baseline_end, monitor)
-    reach = monitor.step * history_steps(monitor)
-    first = max(model.baseline_start, cut - reach)
+    """A calibrator for ``detector`` from the version's held-out baseline steps scored again
+    by it (the baseline assembled and split as training does); with ``calibration.pool:
+    unflagged``, also the newest ``pool_limit`` unflagged judged steps the version scored
+    before ``pooled_until(end)``, scored again by it."""
     frame = assemble_baseline(
-        session, monitor, monitor_id, first, model.baseline_end, newest=model.baseline_end
+        session, monitor, monitor_id, model.baseline_start, model.baseline_end
     ).frame
-    inputs = detector_input(frame, monitor)
-    scores = raw_scores(detector, inputs, monitor)[
-        (inputs.ts >= cut).to_numpy() & judged(inputs, monitor)
+    stamps = frame[monitor.timestamp]
+    cut = held_out_start(stamps.min(), stamps.max(), monitor)
+    reach = monitor.step * history_steps(monitor)
+    inputs = detector_input(frame[stamps >= cut - reach], monitor)
+    scores = [
+        raw_scores(detector, inputs, monitor)[
+            (inputs.ts >= cut).to_numpy() & judged(inputs, monitor)
+        ]
     ]
-    return ConformalCalibrator(monitor.calibration.alpha, monitor.calibration.tail_floor).fit(
-        scores
-    )
+    if monitor.calibration.pool == "unflagged":
+        scores.append(_pool_scored_again(session, monitor, monitor_id, model, detector, end))
+    calibrator = ConformalCalibrator(monitor.calibration.alpha, monitor.calibration.tail_floor)
+    return calibrator.fit(np.concatenate(scores))
+
+
+def pooled_until(monitor: Monitor, learned_end: datetime) -> datetime:
+    """The unflagged steps before this time are in the calibrator of an update that learned
+    a batch ending at ``learned_end``: those a score's history older than the batch after it
+    (``atalaia.scoring`` pools the rest step by step)."""
+    return learned_end - monitor.step * history_steps(monitor)
+
+
+def _pool_scored_again(
+    session: Session,
+    monitor: Monitor,
+    monitor_id: int,
+    model: ModelRow,
+    detector: Detector,
+    end: datetime,
+) -> np.ndarray:
+    """The newest ``calibration.pool_limit`` unflagged judged steps ``model`` scored before
+    ``pooled_until(end)``, scored again by ``detector``. The updated model has learned most
+    of them: for a linear ``ar`` with many steps per parameter their in-sample optimism is
+    small, far smaller than the drift of scores given by its earlier states."""
+    until = pooled_until(monitor, end)
+    newest = unflagged_scores(session, monitor_id, model.id, until, monitor.calibration.pool_limit)
+    if newest.empty:
+        return np.empty(0)
+    first = newest["ts"].iloc[0].to_pydatetime()
+    stored = read_scores(session, monitor_id, first, until, model_id=model.id)
+    pooled = stored[stored["judged"] & ~stored["is_anomaly"]]
+    reach = monitor.step * history_steps(monitor)
+    rows = landed_rows(session, monitor, monitor_id, first - reach, until, "the pool")
+    inputs = detector_input(rows, monitor)
+    wanted = pd.MultiIndex.from_frame(pooled[["entity", "ts"]])
+    keyed = pd.MultiIndex.from_arrays([inputs.entity, inputs.ts])
+    return raw_scores(detector, inputs, monitor)[keyed.isin(wanted)]
 
 
 def mark_absorbed(session: Session, monitor: Monitor, monitor_id: int, end: datetime) -> None:

@@ -263,14 +263,17 @@ def score(
             pinned = None if partition is None else partition.model_version
             model = _scoring_model(session, monitor, run.monitor_id, pinned)
             detector, calibrator, trained = _load(model, monitor)
-            detector, calibrator = adaptation.in_effect(session, model, start, detector, calibrator)
+            state = adaptation.in_effect(session, model, trained, start, detector, calibrator)
+            detector, calibrator, pooled = state
             recent = None
             if monitor.calibration.pool == "unflagged":
                 # older scores join the pool outright; those within a score's history of
                 # the batch join step by step (atalaia.scoring)
                 horizon = start - monitor.step * history_steps(trained)
                 limit = monitor.calibration.pool_limit
-                older = unflagged_scores(session, run.monitor_id, model.id, horizon, limit)
+                older = unflagged_scores(
+                    session, run.monitor_id, model.id, horizon, limit, since=pooled
+                )
                 calibrator = calibrator.pooled(older["raw_score"].to_numpy())
                 recent = unflagged_scores(
                     session, run.monitor_id, model.id, start, limit, since=horizon
@@ -371,7 +374,9 @@ def finish_scoring(
                 )
             events = _finish_score_run(session, run, monitor, model, (start, end), tally, True)
             detector, calibrator, trained = _load(model, monitor)
-            detector, _ = adaptation.in_effect(session, model, start, detector, calibrator)
+            detector, *_ = adaptation.in_effect(
+                session, model, trained, start, detector, calibrator
+            )
             _adapt(session, run.monitor_id, model, trained, detector, (start, end))
         run.figures = _score_figures(tally, events, model, end - start)
     return _delivered(settings, run, monitor, model, (start, end), tally, events)
@@ -605,8 +610,10 @@ def check_drift(monitor: Monitor, until: datetime, *, settings: Settings) -> Dri
     with _recorded(settings, monitor, "drift", start, until) as run:
         with transaction(run.store) as session:
             model = _scoring_model(session, monitor, run.monitor_id)
-            detector, calibrator, _ = _load(model, monitor)
-            _, calibrator = adaptation.in_effect(session, model, until, detector, calibrator)
+            detector, calibrator, trained = _load(model, monitor)
+            _, calibrator, _ = adaptation.in_effect(
+                session, model, trained, until, detector, calibrator
+            )
             scores = read_scores(session, run.monitor_id, start, until, model_id=model.id)
             scores = scores[scores["judged"]]  # what calibration's scores can be compared with
             check = drift.check_drift(
@@ -692,7 +699,9 @@ def _as_contender(
     from atalaia.promotion import Contender
 
     detector, calibrator, trained = _load(model, monitor)
-    detector, calibrator = adaptation.in_effect(session, model, holdout_start, detector, calibrator)
+    detector, calibrator, _ = adaptation.in_effect(
+        session, model, trained, holdout_start, detector, calibrator
+    )
     return Contender(model.version, detector, calibrator, trained)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from atalaia import jobs, store
+from atalaia.artifacts import load_model
 from atalaia.cli import app
 from atalaia.config import Monitor, load_monitor
 from atalaia.settings import Settings
@@ -32,7 +33,7 @@ def day(number: int) -> datetime:
 
 
 def level_shift_monitor(
-    settings: Settings, detector: str, adapt: str, retrain: str = '"@daily"'
+    settings: Settings, detector: str, adapt: str, retrain: str = '"@daily"', pool: str = "held_out"
 ) -> Monitor:
     """One series of five-minute steps, N(10, 1) until ``SHIFT`` and N(16, 1) after, as a
     files monitor retrained (by default daily) on its last three batches."""
@@ -57,6 +58,7 @@ baseline:
     {adapt}
 calibration:
   tail_floor: 1.0  # a baseline left with a day outside the label still calibrates
+  pool: {pool}
 schedule:
   score: "@daily"
   retrain: {retrain}
@@ -126,14 +128,24 @@ def test_ar_learns_each_batch_once_and_a_rescore_gives_the_same_scores(
     settings: Settings,
 ) -> None:
     adapt = 'after: "1D"\n    online: true'
-    monitor = level_shift_monitor(settings, "kind: ar\n  window: 4", adapt, "null")
-    walk(monitor, settings)
+    monitor = level_shift_monitor(settings, "kind: ar\n  window: 4", adapt, "null", "unflagged")
+    flagged = walk(monitor, settings)
     with transaction(store.engine(settings.store_url)) as session:
         updates = list(session.scalars(select(ModelUpdateRow).order_by(ModelUpdateRow.number)))
         first = read_scores(session, monitor_id(session, "shift"), day(8), day(9))
     assert [u.number for u in updates] == list(range(1, 9))
     assert [u.learned_start for u in updates] == [day(n) for n in range(4, 12)]
-    assert updates[1].flagged_rows == 0 and updates[3].flagged_rows > 0  # 6 March joined on 8
+    # flagged steps join a day late: those of 6 March with the update that learned 7 March
+    assert [u.flagged_through for u in updates] == [day(n) for n in range(4, 12)]
+    assert updates[3].flagged_rows > 0
+    # online, the shift is an incident for its first day and the next (it joins a day late,
+    # on 8 March), then the new normal
+    assert flagged[6] > 0.9 and flagged[7] > 0.9 and flagged.loc[8:].max() < 0.05
+    # an update's calibrator: the held-out steps and the unflagged pool, scored again by it
+    first_pool, later_pool = (
+        load_model(u.artifact_path, u.artifact_sha256)[1].scores_ for u in (updates[0], updates[3])
+    )
+    assert len(later_pool) - len(first_pool) > 0.9 * 288  # 5 March joined; 6-7 were flagged
     jobs.score(monitor, day(8), day(9), settings=settings)  # a retry: scored by update 4 again
     with transaction(store.engine(settings.store_url)) as session:
         again = read_scores(session, monitor_id(session, "shift"), day(8), day(9))
