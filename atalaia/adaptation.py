@@ -38,7 +38,7 @@ from atalaia.representation import detector_input, history_steps, judged, raw_sc
 from atalaia.training import (
     Span,
     assemble_baseline,
-    held_out_start,
+    held_out_steps_scored,
     inside_spans,
     joined_until,
     landed_rows,
@@ -225,15 +225,7 @@ def _recalibrated(
     frame = assemble_baseline(
         session, monitor, monitor_id, model.baseline_start, model.baseline_end
     ).frame
-    stamps = frame[monitor.timestamp]
-    cut = held_out_start(stamps.min(), stamps.max(), monitor)
-    reach = monitor.step * history_steps(monitor)
-    inputs = detector_input(frame[stamps >= cut - reach], monitor)
-    scores = [
-        raw_scores(detector, inputs, monitor)[
-            (inputs.ts >= cut).to_numpy() & judged(inputs, monitor)
-        ]
-    ]
+    scores = [held_out_steps_scored(detector, frame, monitor)]
     if monitor.calibration.pool == "unflagged":
         scores.append(_pool_scored_again(session, monitor, monitor_id, model, detector, end))
     calibrator = ConformalCalibrator(monitor.calibration.alpha, monitor.calibration.tail_floor)

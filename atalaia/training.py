@@ -227,17 +227,7 @@ def fit_model(
         raise ConfigError(f"monitor {monitor.name}: detector: {exc}") from exc
     training = sample.rows()
     detector.fit(training)
-    held_out_scores = np.concatenate(
-        [
-            raw_scores(detector, inputs, monitor)[
-                (inputs.ts >= cut).to_numpy() & judged(inputs, monitor)
-            ]
-            for inputs in (
-                detector_input(piece, monitor)
-                for piece in entity_pieces(baseline.frame, monitor, chunk_rows)
-            )
-        ]
-    )
+    held_out_scores = held_out_steps_scored(detector, baseline.frame, monitor, chunk_rows)
     try:
         calibrator = ConformalCalibrator(
             monitor.calibration.alpha, monitor.calibration.tail_floor
@@ -253,6 +243,26 @@ def fit_model(
         calibration_rows=calibration_rows,
         calibration_loss=float(held_out_scores.mean()),
         seconds=time.perf_counter() - began,
+    )
+
+
+def held_out_steps_scored(
+    detector: Detector, frame: pd.DataFrame, monitor: Monitor, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> np.ndarray:
+    """``detector``'s scores of the baseline ``frame``'s held-out steps (those judged), as
+    scoring scores a batch: what calibrates it."""
+    stamps = frame[monitor.timestamp]
+    cut = held_out_start(stamps.min(), stamps.max(), monitor)
+    return np.concatenate(
+        [
+            raw_scores(detector, inputs, monitor)[
+                (inputs.ts >= cut).to_numpy() & judged(inputs, monitor)
+            ]
+            for inputs in (
+                detector_input(piece, monitor)
+                for piece in entity_pieces(frame, monitor, chunk_rows)
+            )
+        ]
     )
 
 
