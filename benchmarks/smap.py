@@ -214,7 +214,7 @@ def run_channel(
         gap = lookback_at_most(monitor, len(train)) // monitor.step
         frame, test_start = channel_frame(train, test, gap)
         end = test_start + pd.Timedelta(minutes=len(test))
-        document["baseline"] = {"start": SERIES_START.isoformat(), "end": test_start.isoformat()}
+        document["baseline"] |= {"start": SERIES_START.isoformat(), "end": test_start.isoformat()}
         try:
             monitored = run_monitored(document, frame, end)
         except DetectorFailure as failure:
