@@ -162,6 +162,14 @@ class _Statistics:
         return cls(**values | {"pairwise": bool(values["pairwise"])})
 
 
+def _matrix_power(covariance: np.ndarray, power: float) -> np.ndarray:
+    """A symmetric positive semi-definite matrix to ``power`` (its eigenvalues floored at a
+    tiny share of the largest, so a direction without variance maps to itself)."""
+    values, vectors = np.linalg.eigh((covariance + covariance.T) / 2)
+    values = np.maximum(values, 1e-12 * max(values.max(), 1e-300))
+    return (vectors * values**power) @ vectors.T
+
+
 # Rows that share a pattern of observed lags, and the conditional they are scored with.
 _Group = tuple[np.ndarray, _Conditional]
 
@@ -301,13 +309,11 @@ class LinearARDetector(Detector):
 
     def _follow_residuals(self, before: np.ndarray, after: np.ndarray) -> None:
         """Map the innovation mixture from residual covariance ``before`` to ``after`` (each
-        with ``min_variance`` on its diagonal, as ``_conditional`` gives them): ``A = L_after
-        L_before^-1``, applied to the means and to the covariances less ``reg_covar``, which
-        the mixture's fit added to them."""
+        with ``min_variance`` on its diagonal, as ``_conditional`` gives them): ``A =
+        after^1/2 before^-1/2`` (so ``A before A^T = after``), applied to the means and to the
+        covariances less ``reg_covar``, which the mixture's fit added to them."""
         floor = self.min_variance * np.eye(len(before))
-        mapping = np.linalg.cholesky(after - floor) @ np.linalg.inv(
-            np.linalg.cholesky(before - floor)
-        )
+        mapping = _matrix_power(after - floor, 0.5) @ _matrix_power(before - floor, -0.5)
         reg = self.reg_covar * np.eye(len(before))
         self.innovation_means_ = self.innovation_means_ @ mapping.T
         self.innovation_covariances_ = (
